@@ -1,0 +1,36 @@
+/* Synthetic event histories. The april-2026 scenario reproduces the weekly
+ * origin totals of the headline (SPEC §9) exactly at any scale. The
+ * generator is deterministic for a given (scale, seed, invalid_rate). */
+#ifndef TT_GEN_H
+#define TT_GEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokentally/event.h"
+
+typedef struct tt_gen_conf {
+        const char *scenario; /* "april-2026" */
+        double scale;         /* default 1e-4 */
+        uint64_t seed;        /* default 1 */
+        double invalid_rate;  /* share of extra invalid records, default 0 */
+        int text_output;      /* 1 when the sink writes JSON text, so
+                                 malformed records can be produced as raw
+                                 bytes; 0 (Avro) limits invalid records to
+                                 those an Avro record can express */
+} tt_gen_conf;
+
+typedef struct tt_gen_sink {
+        /* A decoded event, valid or carrying a semantic defect. */
+        int (*event)(void *opaque, const tt_event *ev);
+        /* Raw bytes of a malformed record (only when text_output). */
+        int (*raw)(void *opaque, const uint8_t *p, size_t n);
+} tt_gen_sink;
+
+/* Runs the scenario, calling sink for each record in arrival order.
+ * Returns 0, or a tt_err (unknown scenario, bad scale, a sink error) with a
+ * reason in errstr. */
+int tt_gen_run(const tt_gen_conf *conf, const tt_gen_sink *sink, void *opaque,
+               char *errstr, size_t errsize);
+
+#endif

@@ -1,0 +1,29 @@
+/* A byte source for file replay: a path, or "-" for standard input, with
+ * gzip detected by its magic bytes and inflated transparently. Sequential
+ * reads only, so pipes work. */
+#ifndef TT_INPUT_H
+#define TT_INPUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct tt_input tt_input;
+
+/* Opens path ("-" = stdin). NULL on failure with the reason in errstr. */
+tt_input *tt_input_open(const char *path, char *errstr, size_t errsize);
+/* Reads up to n decompressed bytes. Returns the count, 0 at end of input,
+ * -1 on error (reason in errstr: I/O error, corrupt or truncated gzip). */
+ssize_t tt_input_read(tt_input *in, void *buf, size_t n, char *errstr,
+                      size_t errsize);
+/* Size of the underlying file in bytes, -1 when unknown (pipe). */
+int64_t tt_input_size(const tt_input *in);
+/* Bytes of the underlying file consumed so far (compressed bytes for gzip),
+ * for progress reporting against tt_input_size(). */
+int64_t tt_input_pos(const tt_input *in);
+/* The path as given. Owned by in. */
+const char *tt_input_name(const tt_input *in);
+/* Closes the file (not stdin) and frees; NULL is fine. */
+void tt_input_close(tt_input *in);
+
+#endif

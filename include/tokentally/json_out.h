@@ -1,0 +1,27 @@
+/* JSON Lines encoders for the outputs: WeeklyRollup, StreakChange and dead
+ * letters, with the Avro field names in schema order, enums as strings,
+ * unions as plain values or null, doubles in the shortest form that reads
+ * back to the same double. Each call appends one object and a '\n'. */
+#ifndef TT_JSON_OUT_H
+#define TT_JSON_OUT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokentally/buf.h"
+#include "tokentally/rollup.h"
+
+int tt_json_rollup(tt_buf *out, const tt_rollup *r);
+int tt_json_streak(tt_buf *out, const tt_streak_change *s);
+/* {"reason","detail","source","offset","payload_base64"} (SPEC §6). */
+int tt_json_dead_letter(tt_buf *out, const char *reason, const char *detail,
+                        const char *source, int64_t offset,
+                        const void *payload, size_t payload_len);
+/* Appends s[0..len) as a JSON string literal with quotes; bytes that are not
+ * valid UTF-8 are written as \ufffd. */
+int tt_json_string(tt_buf *out, const char *s, size_t len);
+/* Appends the shortest decimal that round-trips d (finite only; NaN and
+ * infinities are written as null). */
+int tt_json_double(tt_buf *out, double d);
+
+#endif
