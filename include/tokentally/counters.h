@@ -1,0 +1,94 @@
+/* A shard of the weekly counters: per open ISO week, token counts by model
+ * and by origin. One shard is owned by one thread (a worker, or the replay
+ * applier) and needs no lock; the engine merges shards when a week closes or
+ * PROVISIONAL rows are due. The per-event path is a hash of the model slug,
+ * an array index and a few additions: no allocation unless a model or week
+ * is seen for the first time. */
+#ifndef TT_COUNTERS_H
+#define TT_COUNTERS_H
+
+#include <stdint.h>
+
+#include "tokentally/event.h"
+#include "tokentally/origin_map.h"
+
+typedef struct tt_cell {
+        int64_t tokens;
+        int64_t prompt_tokens;
+        int64_t completion_tokens;
+        int64_t requests;
+        int64_t last_time;     /* event_time of the latest event */
+        tt_origin last_origin; /* its origin; ties: the larger code */
+} tt_cell;
+
+/* Adds one request to a cell; shared by the shards and the closed weeks. */
+static inline void tt_cell_add(tt_cell *c, const tt_event *ev,
+                               tt_origin origin) {
+        c->prompt_tokens += ev->prompt_tokens;
+        c->completion_tokens += ev->completion_tokens;
+        c->tokens += ev->prompt_tokens + ev->completion_tokens;
+        c->requests++;
+        if (ev->event_time_ms > c->last_time ||
+            (ev->event_time_ms == c->last_time && origin > c->last_origin)) {
+                c->last_time = ev->event_time_ms;
+                c->last_origin = origin;
+        }
+}
+
+/* Merges b into a with the same rules as adding b's events one by one. */
+static inline void tt_cell_merge(tt_cell *a, const tt_cell *b) {
+        a->tokens += b->tokens;
+        a->prompt_tokens += b->prompt_tokens;
+        a->completion_tokens += b->completion_tokens;
+        a->requests += b->requests;
+        if (b->requests &&
+            (a->requests == b->requests || b->last_time > a->last_time ||
+             (b->last_time == a->last_time &&
+              b->last_origin > a->last_origin))) {
+                a->last_time = b->last_time;
+                a->last_origin = b->last_origin;
+        }
+}
+
+#define TT_NORIGINS (26 * 26)
+static inline unsigned tt_origin_index(tt_origin o) {
+        return (unsigned)((o >> 8) - 'A') * 26 + (unsigned)((o & 0xff) - 'A');
+}
+static inline tt_origin tt_origin_at(unsigned i) {
+        return TT_ORIGIN('A' + i / 26, 'A' + i % 26);
+}
+
+typedef struct tt_shard tt_shard;
+
+/* map is borrowed and must outlive the shard. */
+tt_shard *tt_shard_new(const tt_origin_map *map, uint32_t max_models);
+void tt_shard_destroy(tt_shard *s);
+
+/* Counts a validated event in week w. The origin is ev->origin when present,
+ * else the map's answer for the model's author (cached per model). Returns
+ * 0, TT_ERR_LIMIT when the model would pass max_models, TT_ERR_NOMEM. */
+int tt_shard_add(tt_shard *s, int32_t w, const tt_event *ev);
+
+/* Resolves the origin an event would be counted under. */
+tt_origin tt_event_origin(const tt_origin_map *map, const tt_event *ev);
+
+typedef struct tt_shard_visitor {
+        void (*model)(void *opaque, tt_str model, const tt_cell *c);
+        void (*origin)(void *opaque, tt_origin o, const tt_cell *c);
+} tt_shard_visitor;
+
+/* Calls v for every model and origin with events in week w. */
+void tt_shard_visit(const tt_shard *s, int32_t w, const tt_shard_visitor *v,
+                    void *opaque);
+/* Forgets week w (after it closed). */
+void tt_shard_drop(tt_shard *s, int32_t w);
+/* Number of events counted in week w since the shard saw it first; lets the
+ * engine skip unchanged weeks. */
+uint64_t tt_shard_version(const tt_shard *s, int32_t w);
+/* The smallest week with events, or INT32_MAX. */
+int32_t tt_shard_min_week(const tt_shard *s);
+/* Weeks held, and bytes held (memory accounting). */
+size_t tt_shard_weeks(const tt_shard *s);
+size_t tt_shard_bytes(const tt_shard *s);
+
+#endif

@@ -1,0 +1,89 @@
+/* The engine: decoded events in, WeeklyRollups and StreakChanges out
+ * (SPEC §3-§5). No I/O and no clock of its own: callers pass processing time
+ * (now_ms) in, and outputs leave through a tt_sink. Kafka, files and tests
+ * are adapters around it.
+ *
+ * Events are counted in shards (counters.h), one per group of input
+ * partitions (partition id modulo the shard count). Watermarks are kept per
+ * partition; a week closes when the watermark passes its end plus the grace,
+ * emitting FINAL rows and then the week's streak changes. Late events revise
+ * closed weeks (REVISED rows, recomputed streaks) or become dead letters. */
+#ifndef TT_ENGINE_H
+#define TT_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokentally/event.h"
+#include "tokentally/origin_map.h"
+#include "tokentally/rollup.h"
+
+typedef struct tt_engine tt_engine;
+
+typedef struct tt_engine_conf {
+        int64_t grace_ms;        /* default 10 min */
+        bool late_dlq;           /* --late=dlq; default revise */
+        int32_t retain_weeks;    /* default 12 */
+        int64_t idle_timeout_ms; /* default 30 s; <= 0: never idle */
+        int64_t max_future_ms;   /* default 1 h; < 0: no check (replay) */
+        const tt_origin_map *origins; /* borrowed; must outlive the engine */
+        const char *const *rules;     /* streak rules; NULL: the defaults */
+        size_t nrules;
+        uint32_t nshards;    /* default 1 */
+        uint32_t max_models; /* distinct models per shard, default 65536 */
+} tt_engine_conf;
+
+void tt_engine_conf_defaults(tt_engine_conf *conf);
+
+typedef struct tt_engine_stats {
+        uint64_t accepted;
+        uint64_t dead[TT_REASON__COUNT];
+        uint64_t dead_total;
+        uint64_t late_revised; /* late events counted into closed weeks */
+        uint64_t weeks_closed;
+        uint64_t rows[3];  /* by tt_status */
+        uint64_t streaks;  /* StreakChange records */
+        int32_t open_weeks;
+        int32_t closed_weeks_held;
+} tt_engine_stats;
+
+/* conf is copied; sink and opaque are borrowed. NULL with a reason (bad
+ * streak rule, no origin map, out of memory). */
+tt_engine *tt_engine_new(const tt_engine_conf *conf, const tt_sink *sink,
+                         void *opaque, char *errstr, size_t errsize);
+void tt_engine_destroy(tt_engine *e);
+
+/* Registers input partition pid (>= 0). Until it has events it holds the
+ * watermark back (until idle). Idempotent. */
+int tt_engine_partition_add(tt_engine *e, int32_t pid, int64_t now_ms);
+/* The partition is finished (file at its end) or revoked: it stops holding
+ * the watermark back. Weeks may close inside this call. */
+int tt_engine_partition_remove(tt_engine *e, int32_t pid, int64_t now_ms);
+
+/* Offers one decoded event from partition pid (registered on first use).
+ * Returns TT_REASON_NONE when counted, or the dead-letter reason with a
+ * detail. Weeks may close, and outputs be emitted, inside this call; a sink
+ * error is kept and returned by tt_engine_error(). */
+tt_reason tt_engine_offer(tt_engine *e, int32_t pid, const tt_event *ev,
+                          int64_t now_ms, char *detail, size_t detail_size);
+
+/* Processing-time housekeeping: marks partitions idle after the idle
+ * timeout, advances the watermark, closes weeks, emits pending revisions. */
+int tt_engine_tick(tt_engine *e, int64_t now_ms);
+/* Emits pending REVISED rows and streak changes of late events now. Late
+ * events are batched until the next flush, a week close or close_all. */
+int tt_engine_flush(tt_engine *e, int64_t now_ms);
+/* PROVISIONAL rows of every open week for the keys that changed since the
+ * last call. */
+int tt_engine_emit_provisional(tt_engine *e, int64_t now_ms);
+/* Closes every open week in order (end of input). */
+int tt_engine_close_all(tt_engine *e, int64_t now_ms);
+
+/* The first sink error, or 0. */
+int tt_engine_error(const tt_engine *e);
+/* INT64_MIN until every live partition has an event or is idle. */
+int64_t tt_engine_watermark(const tt_engine *e);
+void tt_engine_get_stats(const tt_engine *e, tt_engine_stats *st);
+
+#endif
