@@ -1,7 +1,9 @@
 /* JSON Lines encoders for the outputs: WeeklyRollup, StreakChange and dead
  * letters, with the Avro field names in schema order, enums as strings,
  * unions as plain values or null, doubles in the shortest form that reads
- * back to the same double. Each call appends one object and a '\n'. */
+ * back to the same double. Each call appends one object and a '\n'; on
+ * failure (TT_ERR_LIMIT/NOMEM from out) it appends nothing, so out->len is
+ * as before the call. Strings are borrowed for the call only. */
 #ifndef TT_JSON_OUT_H
 #define TT_JSON_OUT_H
 
@@ -13,7 +15,9 @@
 
 int tt_json_rollup(tt_buf *out, const tt_rollup *r);
 int tt_json_streak(tt_buf *out, const tt_streak_change *s);
-/* {"reason","detail","source","offset","payload_base64"} (SPEC §6). */
+/* {"reason","detail","source","offset","payload_base64"} (SPEC §6). A NULL
+ * reason, detail or source is written as null; payload may be NULL when
+ * payload_len is 0. */
 int tt_json_dead_letter(tt_buf *out, const char *reason, const char *detail,
                         const char *source, int64_t offset,
                         const void *payload, size_t payload_len);

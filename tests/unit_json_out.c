@@ -1,0 +1,518 @@
+/* JSON Lines output encoders: exact bytes for rollups, streak changes, dead
+ * letters, string escapes and doubles, then the same output read back by an
+ * independent parser (Python's json) to prove it is valid JSON that carries
+ * the same values, field order and types as the Avro schemas. */
+#include <check.h>
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tokentally/buf.h"
+#include "tokentally/err.h"
+#include "tokentally/json_out.h"
+
+#define S(lit) ((tt_str){(lit), sizeof(lit) - 1})
+
+static tt_buf buf;
+
+static void setup(void) {
+        tt_buf_init(&buf, 1 << 20);
+}
+static void teardown(void) {
+        tt_buf_free(&buf);
+}
+
+static void ck_buf_eq(const char *want) {
+        size_t n = strlen(want);
+        ck_assert_msg(buf.len == n && memcmp(buf.data, want, n) == 0,
+                      "got  %.*s\nwant %s", (int)buf.len, (char *)buf.data,
+                      want);
+}
+
+static tt_rollup rollup_all_null(void) {
+        tt_rollup r = {
+            .week = "2026-W14",
+            .week_start_ms = 1774828800000,
+            .dimension = TT_DIM_ORIGIN,
+            .key = S("CN"),
+            .origin = TT_STR_NULL,
+            .tokens = 1296000000,
+            .prompt_tokens = 1250000000,
+            .completion_tokens = 46000000,
+            .requests = 41234,
+            .has_prev = false,
+            .has_growth = false,
+            .share_pct = 48.0,
+            .rank = 1,
+            .status = TT_STATUS_FINAL,
+            .revision = 0,
+            .emitted_at_ms = 1775436000123,
+        };
+        return r;
+}
+
+static tt_rollup rollup_all_set(void) {
+        tt_rollup r = {
+            .week = "2026-W14",
+            .week_start_ms = 1774828800000,
+            .dimension = TT_DIM_MODEL,
+            .key = S("deepseek/deepseek-chat-v3"),
+            .origin = S("CN"),
+            .tokens = 336960000,
+            .prompt_tokens = 330000000,
+            .completion_tokens = 6960000,
+            .requests = 9001,
+            .has_prev = true,
+            .prev_tokens = 256280000,
+            .has_growth = true,
+            .wow_growth_pct = 31.48,
+            .share_pct = 12.48,
+            .rank = 3,
+            .status = TT_STATUS_REVISED,
+            .revision = 2,
+            .emitted_at_ms = 1775436000123,
+        };
+        return r;
+}
+
+START_TEST(rollup_nulls) {
+        tt_rollup r = rollup_all_null();
+        ck_assert_int_eq(tt_json_rollup(&buf, &r), TT_ERR_OK);
+        ck_buf_eq("{\"week\":\"2026-W14\",\"week_start\":1774828800000,"
+                  "\"dimension\":\"ORIGIN\",\"key\":\"CN\",\"origin\":null,"
+                  "\"tokens\":1296000000,\"prompt_tokens\":1250000000,"
+                  "\"completion_tokens\":46000000,\"requests\":41234,"
+                  "\"prev_tokens\":null,\"wow_growth_pct\":null,"
+                  "\"share_pct\":48.0,\"rank\":1,\"status\":\"FINAL\","
+                  "\"revision\":0,\"emitted_at\":1775436000123}\n");
+}
+END_TEST
+
+START_TEST(rollup_set) {
+        tt_rollup r = rollup_all_set();
+        ck_assert_int_eq(tt_json_rollup(&buf, &r), TT_ERR_OK);
+        ck_buf_eq("{\"week\":\"2026-W14\",\"week_start\":1774828800000,"
+                  "\"dimension\":\"MODEL\",\"key\":\"deepseek/"
+                  "deepseek-chat-v3\",\"origin\":\"CN\","
+                  "\"tokens\":336960000,\"prompt_tokens\":330000000,"
+                  "\"completion_tokens\":6960000,\"requests\":9001,"
+                  "\"prev_tokens\":256280000,\"wow_growth_pct\":31.48,"
+                  "\"share_pct\":12.48,\"rank\":3,\"status\":\"REVISED\","
+                  "\"revision\":2,\"emitted_at\":1775436000123}\n");
+}
+END_TEST
+
+START_TEST(rollup_total_provisional) {
+        tt_rollup r = rollup_all_null();
+        r.dimension = TT_DIM_TOTAL;
+        r.key = S("*");
+        r.status = TT_STATUS_PROVISIONAL;
+        r.share_pct = 100.0;
+        r.tokens = INT64_MAX;
+        r.prompt_tokens = INT64_MIN;
+        ck_assert_int_eq(tt_json_rollup(&buf, &r), TT_ERR_OK);
+        ck_buf_eq("{\"week\":\"2026-W14\",\"week_start\":1774828800000,"
+                  "\"dimension\":\"TOTAL\",\"key\":\"*\",\"origin\":null,"
+                  "\"tokens\":9223372036854775807,"
+                  "\"prompt_tokens\":-9223372036854775808,"
+                  "\"completion_tokens\":46000000,\"requests\":41234,"
+                  "\"prev_tokens\":null,\"wow_growth_pct\":null,"
+                  "\"share_pct\":100.0,\"rank\":1,\"status\":\"PROVISIONAL\","
+                  "\"revision\":0,\"emitted_at\":1775436000123}\n");
+}
+END_TEST
+
+static tt_streak_change streak_started(void) {
+        tt_streak_change s = {
+            .rule = S("leader:origin:CN,US"),
+            .week = "2026-W10",
+            .kind = TT_STREAK_STARTED,
+            .holder = S("CN"),
+            .length_weeks = 1,
+            .previous_holder = S("US"),
+            .holder_tokens = 340000000,
+            .runner_up = S("US"),
+            .has_runner_up_tokens = true,
+            .runner_up_tokens = 297000000,
+            .has_margin = true,
+            .margin_pct = 0.1,
+            .emitted_at_ms = 1773619200000,
+        };
+        return s;
+}
+
+START_TEST(streak_set) {
+        tt_streak_change s = streak_started();
+        ck_assert_int_eq(tt_json_streak(&buf, &s), TT_ERR_OK);
+        ck_buf_eq("{\"rule\":\"leader:origin:CN,US\",\"week\":\"2026-W10\","
+                  "\"kind\":\"STARTED\",\"holder\":\"CN\",\"length_weeks\":1,"
+                  "\"previous_holder\":\"US\",\"holder_tokens\":340000000,"
+                  "\"runner_up\":\"US\",\"runner_up_tokens\":297000000,"
+                  "\"margin_pct\":0.1,\"emitted_at\":1773619200000}\n");
+}
+END_TEST
+
+START_TEST(streak_nulls) {
+        tt_streak_change s = {
+            .rule = S("leader:model"),
+            .week = "2026-W14",
+            .kind = TT_STREAK_EXTENDED,
+            .holder = S("deepseek/deepseek-chat-v3"),
+            .length_weeks = 5,
+            .holder_tokens = 7,
+            .emitted_at_ms = 0,
+        };
+        ck_assert_int_eq(tt_json_streak(&buf, &s), TT_ERR_OK);
+        ck_buf_eq("{\"rule\":\"leader:model\",\"week\":\"2026-W14\","
+                  "\"kind\":\"EXTENDED\",\"holder\":\"deepseek/"
+                  "deepseek-chat-v3\",\"length_weeks\":5,"
+                  "\"previous_holder\":null,\"holder_tokens\":7,"
+                  "\"runner_up\":null,\"runner_up_tokens\":null,"
+                  "\"margin_pct\":null,\"emitted_at\":0}\n");
+}
+END_TEST
+
+START_TEST(dead_letter) {
+        ck_assert_int_eq(tt_json_dead_letter(
+                             &buf, "malformed", "unexpected end of \"input\"",
+                             "in/events.jsonl", 7, "{\"a\":", 5),
+                         TT_ERR_OK);
+        ck_buf_eq("{\"reason\":\"malformed\",\"detail\":\"unexpected end of "
+                  "\\\"input\\\"\",\"source\":\"in/events.jsonl\","
+                  "\"offset\":7,\"payload_base64\":\"eyJhIjo=\"}\n");
+        tt_buf_reset(&buf);
+        ck_assert_int_eq(tt_json_dead_letter(&buf, "bad_model", "", "x.avro", 0,
+                                             "\x00\xff\x10", 3),
+                         TT_ERR_OK);
+        ck_buf_eq("{\"reason\":\"bad_model\",\"detail\":\"\",\"source\":"
+                  "\"x.avro\",\"offset\":0,\"payload_base64\":\"AP8Q\"}\n");
+        tt_buf_reset(&buf);
+        ck_assert_int_eq(
+            tt_json_dead_letter(&buf, "malformed", NULL, NULL, 3, NULL, 0),
+            TT_ERR_OK);
+        ck_buf_eq("{\"reason\":\"malformed\",\"detail\":null,\"source\":null,"
+                  "\"offset\":3,\"payload_base64\":\"\"}\n");
+}
+END_TEST
+
+/* A failing append leaves the buffer exactly as it was. */
+START_TEST(limit_rolls_back) {
+        tt_buf small;
+        tt_buf_init(&small, 40);
+        ck_assert_int_eq(tt_buf_append(&small, "keep", 4), TT_ERR_OK);
+        tt_rollup r = rollup_all_set();
+        ck_assert_int_eq(tt_json_rollup(&small, &r), TT_ERR_LIMIT);
+        ck_assert_uint_eq(small.len, 4);
+        tt_streak_change s = streak_started();
+        ck_assert_int_eq(tt_json_streak(&small, &s), TT_ERR_LIMIT);
+        ck_assert_uint_eq(small.len, 4);
+        ck_assert_int_eq(tt_json_dead_letter(&small, "malformed", "d", "s", 1,
+                                             "0123456789abcdef", 16),
+                         TT_ERR_LIMIT);
+        ck_assert_uint_eq(small.len, 4);
+        ck_assert_int_eq(tt_json_string(&small,
+                                        "0123456789abcdef0123456789"
+                                        "abcdef0123456789",
+                                        48),
+                         TT_ERR_LIMIT);
+        ck_assert_uint_eq(small.len, 4);
+        ck_assert_int_eq(tt_json_double(&small, 0.1), TT_ERR_OK);
+        ck_assert_int_eq(memcmp(small.data, "keep0.1", 7), 0);
+        tt_buf_free(&small);
+}
+END_TEST
+
+static const struct {
+        const char *in;
+        size_t len;
+        const char *want;
+} string_cases[] = {
+#define SC(in, want)                                                           \
+        { in, sizeof(in) - 1, want }
+    SC("", "\"\""),
+    SC("plain ascii / slash", "\"plain ascii / slash\""),
+    SC("a\"b\\c", "\"a\\\"b\\\\c\""),
+    SC("\b\f\n\r\t", "\"\\b\\f\\n\\r\\t\""),
+    SC("\x01\x1f\x7f", "\"\\u0001\\u001f\x7f\""),
+    SC("nul\0byte", "\"nul\\u0000byte\""),
+    SC("caf\xc3\xa9 \xe6\x9c\x88 \xf0\x9f\x98\x80",
+       "\"caf\xc3\xa9 \xe6\x9c\x88 \xf0\x9f\x98\x80\""),
+    SC("\xff", "\"\\ufffd\""),
+    SC("a\xc3", "\"a\\ufffd\""),                     /* truncated */
+    SC("\xc0\xaf", "\"\\ufffd\\ufffd\""),            /* overlong '/' */
+    SC("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""), /* surrogate */
+    SC("\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""), /* >10FFFF */
+    SC("x\x80y", "\"x\\ufffdy\""),
+#undef SC
+};
+
+START_TEST(strings) {
+        tt_buf_reset(&buf);
+        ck_assert_int_eq(
+            tt_json_string(&buf, string_cases[_i].in, string_cases[_i].len),
+            TT_ERR_OK);
+        ck_buf_eq(string_cases[_i].want);
+}
+END_TEST
+
+static const struct {
+        double d;
+        const char *want;
+} double_cases[] = {
+    {31.48, "31.48"},
+    {0.76, "0.76"},
+    {0.1, "0.1"},
+    {48.0, "48.0"},
+    {100.0, "100.0"},
+    {0.0, "0.0"},
+    {-0.0, "-0.0"},
+    {1e-7, "1e-07"},
+    {-2.5, "-2.5"},
+    {1e21, "1e+21"},
+    {1.0 / 3.0, "0.3333333333333333"},
+    {0.1 + 0.2, "0.30000000000000004"},
+    {123456789012345678.0, "1.2345678901234568e+17"},
+    {DBL_MAX, "1.7976931348623157e+308"},
+    {5e-324, "4.94065645841247e-324"},
+};
+
+START_TEST(doubles) {
+        tt_buf_reset(&buf);
+        ck_assert_int_eq(tt_json_double(&buf, double_cases[_i].d), TT_ERR_OK);
+        ck_buf_eq(double_cases[_i].want);
+        /* Whatever the form, it must read back to the very same double. */
+        char tmp[64];
+        snprintf(tmp, sizeof(tmp), "%.*s", (int)buf.len, (char *)buf.data);
+        double back = strtod(tmp, NULL);
+        ck_assert(memcmp(&back, &double_cases[_i].d, sizeof(back)) == 0);
+}
+END_TEST
+
+START_TEST(non_finite) {
+        ck_assert_int_eq(tt_json_double(&buf, NAN), TT_ERR_OK);
+        ck_assert_int_eq(tt_json_double(&buf, INFINITY), TT_ERR_OK);
+        ck_assert_int_eq(tt_json_double(&buf, -INFINITY), TT_ERR_OK);
+        ck_buf_eq("nullnullnull");
+        tt_buf_reset(&buf);
+        tt_rollup r = rollup_all_set();
+        r.wow_growth_pct = INFINITY;
+        r.share_pct = NAN;
+        ck_assert_int_eq(tt_json_rollup(&buf, &r), TT_ERR_OK);
+        ck_assert_ptr_nonnull(memmem(buf.data, buf.len,
+                                     "\"wow_growth_pct\":null,"
+                                     "\"share_pct\":null,",
+                                     39));
+}
+END_TEST
+
+START_TEST(enum_names) {
+        ck_assert_str_eq(tt_dim_str(TT_DIM_TOTAL), "TOTAL");
+        ck_assert_str_eq(tt_dim_str(TT_DIM_ORIGIN), "ORIGIN");
+        ck_assert_str_eq(tt_dim_str(TT_DIM_MODEL), "MODEL");
+        ck_assert_str_eq(tt_status_str(TT_STATUS_PROVISIONAL), "PROVISIONAL");
+        ck_assert_str_eq(tt_status_str(TT_STATUS_FINAL), "FINAL");
+        ck_assert_str_eq(tt_status_str(TT_STATUS_REVISED), "REVISED");
+        ck_assert_str_eq(tt_streak_kind_str(TT_STREAK_STARTED), "STARTED");
+        ck_assert_str_eq(tt_streak_kind_str(TT_STREAK_EXTENDED), "EXTENDED");
+        ck_assert_ptr_nonnull(tt_dim_str((tt_dim)99));
+}
+END_TEST
+
+/* The independent reader. Line kinds: R rollup, S streak, D dead letter
+ * (checked against the .avsc field order and types), "d" a double and "s" a
+ * string, echoed back (repr of the float, hex of the UTF-8) for the C side
+ * to compare. */
+static const char py_script[] =
+    "import json, sys\n"
+    "src = sys.argv[2]\n"
+    "def fields(name):\n"
+    "    return json.load(open(src + '/schemas/' + name))['fields']\n"
+    "def check(obj, fl):\n"
+    "    assert list(obj) == [f['name'] for f in fl], (list(obj), fl)\n"
+    "    for f in fl:\n"
+    "        t, v = f['type'], obj[f['name']]\n"
+    "        if isinstance(t, list):\n"
+    "            if v is None: continue\n"
+    "            t = t[1]\n"
+    "        if isinstance(t, dict) and t['type'] == 'enum':\n"
+    "            assert v in t['symbols'], v\n"
+    "            continue\n"
+    "        if isinstance(t, dict): t = t['type']\n"
+    "        want = {'string': str, 'long': int, 'int': int,\n"
+    "                'double': float}[t]\n"
+    "        if t == 'double' and v is None: continue\n"
+    "        assert type(v) is want, (f['name'], v)\n"
+    "roll = fields('weekly_rollup.avsc')\n"
+    "streak = fields('streak_change.avsc')\n"
+    "for line in open(sys.argv[1], 'rb'):\n"
+    "    kind, text = line[:1], line[2:]\n"
+    "    v = json.loads(text)\n"
+    "    if kind == b'R': check(v, roll); print('ok')\n"
+    "    elif kind == b'S': check(v, streak); print('ok')\n"
+    "    elif kind == b'D':\n"
+    "        assert list(v) == ['reason', 'detail', 'source', 'offset',\n"
+    "                           'payload_base64'], list(v)\n"
+    "        import base64\n"
+    "        print(base64.b64decode(v['payload_base64']).hex())\n"
+    "    elif kind == b'd': print('null' if v is None else repr(v))\n"
+    "    elif kind == b's': print(v.encode('utf-8').hex() or '-')\n";
+
+static void hex_of(const char *s, size_t n, char *out) {
+        for (size_t i = 0; i < n; i++)
+                sprintf(out + 2 * i, "%02x", (unsigned char)s[i]);
+        out[2 * n] = '\0';
+}
+
+START_TEST(python_reads_it) {
+        char dir[] = "/tmp/tt_json_out_XXXXXX";
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        char data[256], script[256];
+        snprintf(data, sizeof(data), "%s/lines", dir);
+        snprintf(script, sizeof(script), "%s/check.py", dir);
+        FILE *f = fopen(script, "w");
+        ck_assert_ptr_nonnull(f);
+        fputs(py_script, f);
+        fclose(f);
+
+        /* Build the input file, remembering what each line should echo. */
+        static char want[64][512];
+        size_t nwant = 0;
+        tt_buf_reset(&buf);
+        tt_rollup r1 = rollup_all_null(), r2 = rollup_all_set();
+        tt_streak_change s1 = streak_started();
+        const tt_rollup *rs[] = {&r1, &r2};
+        for (size_t i = 0; i < 2; i++) {
+                tt_buf_append(&buf, "R ", 2);
+                ck_assert_int_eq(tt_json_rollup(&buf, rs[i]), 0);
+                strcpy(want[nwant++], "ok");
+        }
+        tt_buf_append(&buf, "S ", 2);
+        ck_assert_int_eq(tt_json_streak(&buf, &s1), 0);
+        strcpy(want[nwant++], "ok");
+        tt_buf_append(&buf, "D ", 2);
+        ck_assert_int_eq(tt_json_dead_letter(&buf, "malformed", "x\n\"y\"",
+                                             "f\xff.jsonl", 1, "\x00\xff\n{",
+                                             4),
+                         0);
+        strcpy(want[nwant++], "00ff0a7b");
+        for (size_t i = 0; i < sizeof(double_cases) / sizeof(double_cases[0]);
+             i++) {
+                tt_buf_append(&buf, "d ", 2);
+                ck_assert_int_eq(tt_json_double(&buf, double_cases[i].d), 0);
+                tt_buf_putc(&buf, '\n');
+                /* Python's repr is the shortest round-trip form too, but
+                 * spelled its own way; compared by value below. */
+                snprintf(want[nwant++], sizeof(want[0]), "=%.17g",
+                         double_cases[i].d);
+        }
+        tt_buf_append(&buf, "d ", 2);
+        ck_assert_int_eq(tt_json_double(&buf, NAN), 0);
+        tt_buf_putc(&buf, '\n');
+        strcpy(want[nwant++], "null");
+        for (size_t i = 0; i < sizeof(string_cases) / sizeof(string_cases[0]);
+             i++) {
+                tt_buf_append(&buf, "s ", 2);
+                ck_assert_int_eq(tt_json_string(&buf, string_cases[i].in,
+                                                string_cases[i].len),
+                                 0);
+                tt_buf_putc(&buf, '\n');
+                /* Expected decoded text: the input with every byte that is
+                 * not part of a valid sequence replaced by U+FFFD. */
+                char dec[256];
+                size_t dn = 0;
+                const char *in = string_cases[i].in;
+                size_t len = string_cases[i].len;
+                for (size_t k = 0; k < len;) {
+                        unsigned c = (unsigned char)in[k];
+                        size_t n = c < 0x80             ? 1
+                                   : (c & 0xE0) == 0xC0 ? 2
+                                   : (c & 0xF0) == 0xE0 ? 3
+                                   : (c & 0xF8) == 0xF0 ? 4
+                                                        : 0;
+                        if (n && k + n <= len && tt_utf8_valid(in + k, n)) {
+                                memcpy(dec + dn, in + k, n);
+                                dn += n, k += n;
+                        } else {
+                                memcpy(dec + dn, "\xef\xbf\xbd", 3);
+                                dn += 3, k++;
+                        }
+                }
+                if (dn == 0)
+                        strcpy(want[nwant++], "-");
+                else
+                        hex_of(dec, dn, want[nwant++]);
+        }
+        f = fopen(data, "wb");
+        ck_assert_ptr_nonnull(f);
+        fwrite(buf.data, 1, buf.len, f);
+        fclose(f);
+
+        const char *src = getenv("TT_SOURCE_DIR");
+        ck_assert_msg(src != NULL, "TT_SOURCE_DIR is not set");
+        char cmd[1024];
+        snprintf(cmd, sizeof(cmd), "/usr/bin/python3 '%s' '%s' '%s'", script,
+                 data, src);
+        FILE *p = popen(cmd, "r");
+        ck_assert_ptr_nonnull(p);
+        char line[1024];
+        size_t got = 0;
+        while (fgets(line, sizeof(line), p)) {
+                line[strcspn(line, "\n")] = '\0';
+                ck_assert_msg(got < nwant, "extra output: %s", line);
+                if (want[got][0] == '=') {
+                        double a = strtod(line, NULL),
+                               b = strtod(want[got] + 1, NULL);
+                        ck_assert_msg(memcmp(&a, &b, sizeof(a)) == 0,
+                                      "line %zu: python read %s, wrote %s", got,
+                                      line, want[got] + 1);
+                } else {
+                        ck_assert_msg(strcmp(line, want[got]) == 0,
+                                      "line %zu: python says %s, want %s", got,
+                                      line, want[got]);
+                }
+                got++;
+        }
+        ck_assert_int_eq(pclose(p), 0);
+        ck_assert_uint_eq(got, nwant);
+        unlink(data);
+        unlink(script);
+        rmdir(dir);
+}
+END_TEST
+
+static Suite *json_out_suite(void) {
+        Suite *s = suite_create("json_out");
+        TCase *tc = tcase_create("encode");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_add_test(tc, rollup_nulls);
+        tcase_add_test(tc, rollup_set);
+        tcase_add_test(tc, rollup_total_provisional);
+        tcase_add_test(tc, streak_set);
+        tcase_add_test(tc, streak_nulls);
+        tcase_add_test(tc, dead_letter);
+        tcase_add_test(tc, limit_rolls_back);
+        tcase_add_loop_test(tc, strings, 0,
+                            sizeof(string_cases) / sizeof(string_cases[0]));
+        tcase_add_loop_test(tc, doubles, 0,
+                            sizeof(double_cases) / sizeof(double_cases[0]));
+        tcase_add_test(tc, non_finite);
+        tcase_add_test(tc, enum_names);
+        suite_add_tcase(s, tc);
+        TCase *py = tcase_create("python");
+        tcase_add_checked_fixture(py, setup, teardown);
+        tcase_set_timeout(py, 30);
+        tcase_add_test(py, python_reads_it);
+        suite_add_tcase(s, py);
+        return s;
+}
+
+int main(void) {
+        SRunner *sr = srunner_create(json_out_suite());
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
