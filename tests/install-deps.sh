@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that the build, the tests and the benchmarks
+# need, only when something is missing (so a second run costs nothing).
+set -euo pipefail
+pkgs=(build-essential cmake ninja-build pkg-config
+      librdkafka-dev libavro-dev libjemalloc-dev check libsubunit-dev
+      libdeflate-dev libsnappy-dev zlib1g-dev
+      python3 python3-avro kcat clang-format)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+    missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}" >&2
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

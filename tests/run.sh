@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what is missing, builds with
+# warnings as errors, runs every test with ctest, then builds again with
+# AddressSanitizer + UBSan and runs the unit tests under them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tests/install-deps.sh
+jobs=$(nproc)
+
+cmake -S . -B build -G Ninja -DTT_WERROR=ON >/dev/null
+cmake --build build -j "$jobs"
+(cd build && ctest --output-on-failure -j "$jobs")
+
+# Sanitizers: a report aborts the test (-fno-sanitize-recover=all and
+# halt_on_error), so it fails the run.
+cmake -S . -B build-asan -G Ninja -DTT_WERROR=ON -DTT_SANITIZE=ON >/dev/null
+cmake --build build-asan -j "$jobs"
+(cd build-asan &&
+  ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1 \
+  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  ctest --output-on-failure -j "$jobs" -L unit)
+
+# Formatting is part of the build's contract.
+if ! git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror; then
+  echo "clang-format: files need formatting (clang-format -i ...)" >&2
+  exit 1
+fi
