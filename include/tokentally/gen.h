@@ -11,9 +11,11 @@
 
 typedef struct tt_gen_conf {
         const char *scenario; /* "april-2026" */
-        double scale;         /* default 1e-4 */
+        double scale;         /* default 1e-4; 1e-9..1 (1 = 27 T a week) */
         uint64_t seed;        /* default 1 */
-        double invalid_rate;  /* share of extra invalid records, default 0 */
+        double invalid_rate;  /* extra invalid records per valid one, 0..1,
+                                 default 0. They come on top: the valid
+                                 events are the same as with 0. */
         int text_output;      /* 1 when the sink writes JSON text, so
                                  malformed records can be produced as raw
                                  bytes; 0 (Avro) limits invalid records to
@@ -23,11 +25,16 @@ typedef struct tt_gen_conf {
 typedef struct tt_gen_sink {
         /* A decoded event, valid or carrying a semantic defect. */
         int (*event)(void *opaque, const tt_event *ev);
-        /* Raw bytes of a malformed record (only when text_output). */
+        /* Raw bytes of a malformed record (only when text_output): one
+         * JSON Lines line without its '\n', never containing one. */
         int (*raw)(void *opaque, const uint8_t *p, size_t n);
 } tt_gen_sink;
 
-/* Runs the scenario, calling sink for each record in arrival order.
+/* Runs the scenario, calling sink for each record in arrival order. A valid
+ * event is never more than 4 minutes older than one before it, and never
+ * crosses into another week; invalid records carry the current stream time
+ * (except the out-of-range ones). Strings in an event are valid during the
+ * callback only. Allocates nothing.
  * Returns 0, or a tt_err (unknown scenario, bad scale, a sink error) with a
  * reason in errstr. */
 int tt_gen_run(const tt_gen_conf *conf, const tt_gen_sink *sink, void *opaque,
