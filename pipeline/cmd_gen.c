@@ -1,4 +1,277 @@
-/* placeholder, replaced by the gen command */
+/* tokentally gen: writes a synthetic scenario (pipeline/gen.c) to a file or
+ * standard output as an Avro Object Container File, JSON Lines, or gzipped
+ * JSON Lines. The format comes from --format or the file extension; "-" is
+ * JSON Lines on standard output unless --format avro says otherwise.
+ * Silent on success; one line and exit 2 for a bad option, 1 for I/O. */
+#include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "tokentally/avro_event.h"
+#include "tokentally/buf.h"
 #include "tokentally/cli.h"
-int tt_cmd_gen(int argc, char **argv) { (void)argc; (void)argv; fprintf(stderr, "not yet\n"); return 2; }
+#include "tokentally/err.h"
+#include "tokentally/gen.h"
+#include "tokentally/json_event.h"
+#include "tokentally/ocf.h"
+#include "tokentally/options.h"
+
+#define FLUSH_BYTES (1u << 20)     /* JSON text is written in 1 MiB pieces */
+#define STDIO_BUF_BYTES (1u << 20) /* stdio buffer under the OCF writer */
+#define OCF_BLOCK_RECORDS 4096
+#define AVRO_RECORD_MAX 4096 /* far above any generated record */
+
+typedef enum out_kind { OUT_JSONL, OUT_JSONL_GZ, OUT_AVRO } out_kind;
+
+typedef struct gen_out {
+        out_kind kind;
+        const char *path; /* for messages */
+        FILE *f;          /* JSONL, Avro */
+        gzFile gz;        /* JSONL_GZ */
+        tt_ocf_writer *ocf;
+        tt_buf text; /* pending JSON lines */
+        int io_errno;
+        uint8_t rec[AVRO_RECORD_MAX];
+} gen_out;
+
+static const char usage[] =
+    "tokentally gen --scenario april-2026 [--scale S] [--seed N] "
+    "[--invalid-rate R] [--format avro|jsonl] [--codec null|deflate|snappy] "
+    "--out FILE|-";
+
+static bool ends_with(const char *s, const char *suffix) {
+        size_t n = strlen(s), k = strlen(suffix);
+        return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
+static int flush_text(gen_out *o) {
+        if (o->text.len == 0)
+                return TT_ERR_OK;
+        if (o->kind == OUT_JSONL_GZ) {
+                if (gzwrite(o->gz, o->text.data, (unsigned)o->text.len) !=
+                    (int)o->text.len) {
+                        o->io_errno = errno;
+                        return TT_ERR_IO;
+                }
+        } else if (fwrite(o->text.data, 1, o->text.len, o->f) != o->text.len) {
+                o->io_errno = errno;
+                return TT_ERR_IO;
+        }
+        tt_buf_reset(&o->text);
+        return TT_ERR_OK;
+}
+
+static int end_line(gen_out *o) {
+        int err = tt_buf_putc(&o->text, '\n');
+        if (!err && o->text.len >= FLUSH_BYTES)
+                err = flush_text(o);
+        return err;
+}
+
+static int on_event(void *opaque, const tt_event *ev) {
+        gen_out *o = opaque;
+        if (o->kind == OUT_AVRO) {
+                size_t n = tt_avro_encode_event(ev, o->rec, sizeof(o->rec));
+                if (n == 0)
+                        return TT_ERR_LIMIT;
+                int err = tt_ocf_writer_append(o->ocf, o->rec, n);
+                if (err == TT_ERR_IO)
+                        o->io_errno = errno;
+                return err;
+        }
+        int err = tt_json_encode_event(&o->text, ev);
+        return err ? err : end_line(o);
+}
+
+static int on_raw(void *opaque, const uint8_t *p, size_t n) {
+        gen_out *o = opaque;
+        int err = tt_buf_append(&o->text, p, n);
+        return err ? err : end_line(o);
+}
+
+/* Output kind from --format and the path; NULL or a reason. */
+static const char *pick_kind(const char *format, const char *path,
+                             out_kind *kind) {
+        bool gz = ends_with(path, ".gz");
+        if (format && !strcmp(format, "avro")) {
+                if (gz)
+                        return "Avro container files are compressed with "
+                               "--codec, not gzip";
+                *kind = OUT_AVRO;
+                return NULL;
+        }
+        if (format) { /* jsonl */
+                *kind = gz && strcmp(path, "-") ? OUT_JSONL_GZ : OUT_JSONL;
+                return NULL;
+        }
+        if (!strcmp(path, "-") || ends_with(path, ".jsonl") ||
+            ends_with(path, ".json") || ends_with(path, ".ndjson")) {
+                *kind = OUT_JSONL;
+                return NULL;
+        }
+        if (ends_with(path, ".jsonl.gz") || ends_with(path, ".json.gz") ||
+            ends_with(path, ".ndjson.gz")) {
+                *kind = OUT_JSONL_GZ;
+                return NULL;
+        }
+        if (ends_with(path, ".avro")) {
+                *kind = OUT_AVRO;
+                return NULL;
+        }
+        return "cannot tell the format from the file name (.avro, .jsonl, "
+               ".jsonl.gz); use --format avro|jsonl";
+}
+
+static tt_ocf_codec codec_of(const char *name) {
+        if (!strcmp(name, "null"))
+                return TT_OCF_NULL;
+        if (!strcmp(name, "snappy"))
+                return TT_OCF_SNAPPY;
+        return TT_OCF_DEFLATE;
+}
+
+/* Opens the output; 0, or 1 with a message printed. */
+static int open_out(gen_out *o, tt_ocf_codec codec) {
+        bool std = !strcmp(o->path, "-");
+        if (o->kind == OUT_JSONL_GZ) {
+                /* Level 1: gen output is bulk test data, where speed matters
+                 * more than the last 20% of size. */
+                o->gz = gzopen(o->path, "wb1");
+                if (!o->gz || gzbuffer(o->gz, STDIO_BUF_BYTES) != 0) {
+                        fprintf(stderr, "tokentally gen: %s: %s\n", o->path,
+                                errno ? strerror(errno) : "cannot open");
+                        if (o->gz)
+                                gzclose(o->gz);
+                        o->gz = NULL;
+                        return 1;
+                }
+                return 0;
+        }
+        o->f = std ? stdout : fopen(o->path, "wb");
+        if (!o->f) {
+                fprintf(stderr, "tokentally gen: %s: %s\n", o->path,
+                        strerror(errno));
+                return 1;
+        }
+        setvbuf(o->f, NULL, _IOFBF, STDIO_BUF_BYTES);
+        if (o->kind == OUT_AVRO) {
+                char errstr[256];
+                o->ocf = tt_ocf_writer_new(o->f, tt_token_event_schema_json,
+                                           codec, OCF_BLOCK_RECORDS, errstr,
+                                           sizeof(errstr));
+                if (!o->ocf) {
+                        fprintf(stderr, "tokentally gen: %s: %s\n", o->path,
+                                errstr);
+                        return 1;
+                }
+        }
+        return 0;
+}
+
+/* Flushes and closes; 0, or TT_ERR_IO. Safe on a half-opened output. */
+static int close_out(gen_out *o, int err) {
+        if (!err && o->kind != OUT_AVRO)
+                err = flush_text(o);
+        if (o->ocf) {
+                int e = tt_ocf_writer_close(o->ocf);
+                if (e == TT_ERR_IO && !o->io_errno)
+                        o->io_errno = errno;
+                if (!err)
+                        err = e;
+                o->ocf = NULL;
+        }
+        if (o->gz) {
+                if (gzclose(o->gz) != Z_OK && !err)
+                        err = TT_ERR_IO;
+                o->gz = NULL;
+        }
+        if (o->f) {
+                if (o->f == stdout) {
+                        if (fflush(stdout) != 0 && !err) {
+                                o->io_errno = errno;
+                                err = TT_ERR_IO;
+                        }
+                } else if (fclose(o->f) != 0 && !err) {
+                        o->io_errno = errno;
+                        err = TT_ERR_IO;
+                }
+                o->f = NULL;
+        }
+        tt_buf_free(&o->text);
+        return err;
+}
+
+int tt_cmd_gen(int argc, char **argv) {
+        char errstr[512];
+        bool help = false;
+        tt_opts *opts = tt_opts_parse(TT_CMD_GEN, argc, argv, &help, errstr,
+                                      sizeof(errstr));
+        if (!opts) {
+                fprintf(stderr, "tokentally gen: %s\n", errstr);
+                return 2;
+        }
+        if (help) {
+                tt_opts_help(stdout, TT_CMD_GEN, usage);
+                tt_opts_destroy(opts);
+                return 0;
+        }
+        int rc = 2;
+        const char *path = tt_opts_str(opts, "out");
+        const char *format = tt_opts_str(opts, "format");
+        const char *why = NULL;
+        out_kind kind = OUT_JSONL;
+        if (tt_opts_npos(opts) > 0)
+                why = "unexpected argument (the output goes to --out FILE)";
+        else if (!path)
+                why = "--out FILE or --out - (standard output) is required";
+        else
+                why = pick_kind(format, path, &kind);
+        if (!why && kind != OUT_AVRO && tt_opts_given(opts, "codec"))
+                why = "--codec applies to Avro output only";
+        if (why) {
+                fprintf(stderr, "tokentally gen: %s\n", why);
+                goto done;
+        }
+
+        const char *scenario = tt_opts_str(opts, "scenario");
+        tt_gen_conf conf = {
+            .scenario = scenario ? scenario : "april-2026",
+            .scale = tt_opts_double(opts, "scale"),
+            .seed = (uint64_t)tt_opts_int(opts, "seed"),
+            .invalid_rate = tt_opts_double(opts, "invalid-rate"),
+            .text_output = kind != OUT_AVRO,
+        };
+        /* Bad values are option errors: find them before creating a file. */
+        if (tt_gen_check(&conf, errstr, sizeof(errstr))) {
+                fprintf(stderr, "tokentally gen: %s\n", errstr);
+                goto done;
+        }
+
+        gen_out out;
+        memset(&out, 0, sizeof(out));
+        out.kind = kind;
+        out.path = path;
+        tt_buf_init(&out.text, 2 * FLUSH_BYTES);
+        if (open_out(&out, codec_of(tt_opts_str(opts, "codec")))) {
+                close_out(&out, TT_ERR_IO);
+                rc = 1;
+                goto done;
+        }
+        static const tt_gen_sink sink = {on_event, on_raw};
+        int err = tt_gen_run(&conf, &sink, &out, errstr, sizeof(errstr));
+        int cerr = close_out(&out, err);
+        if (err || cerr) {
+                fprintf(stderr, "tokentally gen: writing %s: %s\n",
+                        strcmp(path, "-") ? path : "standard output",
+                        out.io_errno ? strerror(out.io_errno)
+                                     : tt_err2str(err ? err : cerr));
+                rc = 1;
+        } else {
+                rc = 0;
+        }
+done:
+        tt_opts_destroy(opts);
+        return rc;
+}

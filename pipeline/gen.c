@@ -296,6 +296,7 @@ typedef struct gen {
         model_state st[NMODELS];
         double cdf[169]; /* event-time distribution over a week's hours */
         uint64_t ninvalid;
+        int32_t first_week;
         char week_name[NWEEKS][16];
         char id[64];
         char bad_id[64];
@@ -693,12 +694,13 @@ static int run_week(gen *g, int wk, int32_t week_index) {
         return TT_ERR_OK;
 }
 
-int tt_gen_run(const tt_gen_conf *conf, const tt_gen_sink *sink, void *opaque,
-               char *errstr, size_t errsize) {
+/* Validates conf; fills g's weeks and plans when g is not NULL. */
+static int check_conf(const tt_gen_conf *conf, gen *g, char *errstr,
+                      size_t errsize) {
         if (errsize)
                 errstr[0] = '\0';
-        if (!conf || !sink || !sink->event) {
-                snprintf(errstr, errsize, "gen: no configuration or sink");
+        if (!conf) {
+                snprintf(errstr, errsize, "gen: no configuration");
                 return TT_ERR_INVAL;
         }
         const char *scenario = conf->scenario ? conf->scenario : "april-2026";
@@ -719,34 +721,47 @@ int tt_gen_run(const tt_gen_conf *conf, const tt_gen_sink *sink, void *opaque,
                          conf->invalid_rate);
                 return TT_ERR_INVAL;
         }
-        if (conf->invalid_rate > 0 && conf->text_output && !sink->raw) {
-                snprintf(errstr, errsize,
-                         "gen: text output with invalid records needs a raw "
-                         "sink");
-                return TT_ERR_INVAL;
-        }
-
-        static gen zero;
-        gen g = zero;
-        g.conf = conf;
-        g.sink = sink;
-        g.opaque = opaque;
-        rng_seed(&g.main, conf->seed);
-        rng_seed(&g.invalid, conf->seed ^ UINT64_C(0x5DEECE66DA3B1F07));
         int32_t first;
         if (tt_week_parse(FIRST_WEEK, &first) != 0) {
                 snprintf(errstr, errsize, "gen: bad first week");
                 return TT_ERR_STATE;
         }
+        g->conf = conf;
+        g->first_week = first;
         for (int w = 0; w < NWEEKS; w++)
-                tt_week_name(first + w, g.week_name[w], sizeof(g.week_name[w]));
-        int err = plan_origins(&g, errstr, errsize);
+                tt_week_name(first + w, g->week_name[w],
+                             sizeof(g->week_name[w]));
+        return plan_origins(g, errstr, errsize);
+}
+
+int tt_gen_check(const tt_gen_conf *conf, char *errstr, size_t errsize) {
+        static const gen zero;
+        gen g = zero;
+        return check_conf(conf, &g, errstr, errsize);
+}
+
+int tt_gen_run(const tt_gen_conf *conf, const tt_gen_sink *sink, void *opaque,
+               char *errstr, size_t errsize) {
+        static const gen zero;
+        gen g = zero;
+        int err = check_conf(conf, &g, errstr, errsize);
         if (err)
                 return err;
+        if (!sink || !sink->event ||
+            (conf->invalid_rate > 0 && conf->text_output && !sink->raw)) {
+                snprintf(errstr, errsize,
+                         "gen: no sink (text output with invalid records "
+                         "also needs a raw one)");
+                return TT_ERR_INVAL;
+        }
+        g.sink = sink;
+        g.opaque = opaque;
+        rng_seed(&g.main, conf->seed);
+        rng_seed(&g.invalid, conf->seed ^ UINT64_C(0x5DEECE66DA3B1F07));
         plan_models(&g);
         plan_week_shape(&g);
         for (int w = 0; w < NWEEKS; w++) {
-                if ((err = run_week(&g, w, first + w))) {
+                if ((err = run_week(&g, w, g.first_week + w))) {
                         snprintf(errstr, errsize, "gen: output failed: %s",
                                  tt_err2str(err));
                         return err;

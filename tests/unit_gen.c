@@ -408,6 +408,19 @@ START_TEST(rejects_bad_conf) {
                          TT_ERR_INVAL);
         ck_assert_msg(err[0] != '\0', "no reason given");
         ck_assert_int_eq(c.valid, 0);
+        err[0] = '\0';
+        ck_assert_int_eq(tt_gen_check(&conf, err, sizeof(err)), TT_ERR_INVAL);
+        ck_assert_msg(err[0] != '\0', "no reason given by tt_gen_check");
+}
+END_TEST
+
+START_TEST(check_accepts_good_conf) {
+        tt_gen_conf conf = {NULL, 1e-4, 1, 0.5, 1};
+        char err[256];
+        ck_assert_int_eq(tt_gen_check(&conf, err, sizeof(err)), TT_ERR_OK);
+        conf.scale = 1;
+        conf.scenario = "april-2026";
+        ck_assert_int_eq(tt_gen_check(&conf, err, sizeof(err)), TT_ERR_OK);
 }
 END_TEST
 
@@ -436,6 +449,7 @@ static Suite *gen_suite(void) {
         tcase_add_test(tc, invalid_records_avro);
         tcase_add_loop_test(tc, rejects_bad_conf, 0,
                             sizeof(bad_confs) / sizeof(bad_confs[0]));
+        tcase_add_test(tc, check_accepts_good_conf);
         tcase_add_test(tc, sink_error_stops);
         suite_add_tcase(s, tc);
         return s;

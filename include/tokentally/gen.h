@@ -40,4 +40,9 @@ typedef struct tt_gen_sink {
 int tt_gen_run(const tt_gen_conf *conf, const tt_gen_sink *sink, void *opaque,
                char *errstr, size_t errsize);
 
+/* The checks of tt_gen_run without generating anything, so that a command
+ * can reject bad options before it creates its output. 0 or TT_ERR_INVAL
+ * with the reason in errstr. */
+int tt_gen_check(const tt_gen_conf *conf, char *errstr, size_t errsize);
+
 #endif
