@@ -19,8 +19,8 @@ int tt_json_streak(tt_buf *out, const tt_streak_change *s);
  * reason, detail or source is written as null; payload may be NULL when
  * payload_len is 0. */
 int tt_json_dead_letter(tt_buf *out, const char *reason, const char *detail,
-                        const char *source, int64_t offset,
-                        const void *payload, size_t payload_len);
+                        const char *source, int64_t offset, const void *payload,
+                        size_t payload_len);
 /* Appends s[0..len) as a JSON string literal with quotes; bytes that are not
  * valid UTF-8 are written as \ufffd. */
 int tt_json_string(tt_buf *out, const char *s, size_t len);
