@@ -225,7 +225,9 @@ int tt_cmd_gen(int argc, char **argv) {
         if (tt_opts_npos(opts) > 0)
                 why = "unexpected argument (the output goes to --out FILE)";
         else if (!path)
-                why = "--out FILE or --out - (standard output) is required";
+                why = "--out FILE or --out - (standard output) is required; "
+                      "gen writes no Kafka topic itself (pipe --out - into "
+                      "a producer such as kcat)";
         else
                 why = pick_kind(format, path, &kind);
         if (!why && kind != OUT_AVRO && tt_opts_given(opts, "codec"))

@@ -41,7 +41,8 @@ static int out_open(out_file *o, const char *dir, const char *name,
 }
 
 static int out_flush(out_file *o) {
-        if (o->buf.len && fwrite(o->buf.data, 1, o->buf.len, o->f) != o->buf.len)
+        if (o->buf.len &&
+            fwrite(o->buf.data, 1, o->buf.len, o->f) != o->buf.len)
                 return TT_ERR_IO;
         tt_buf_reset(&o->buf);
         return TT_ERR_OK;
@@ -76,12 +77,13 @@ static int sink_streak(void *opaque, const tt_streak_change *s) {
 }
 
 static int sink_dead(void *opaque, tt_reason reason, const char *detail,
-                     const char *source, int64_t offset,
-                     const uint8_t *payload, size_t len) {
+                     const char *source, int64_t offset, const uint8_t *payload,
+                     size_t len) {
         replay_out *ro = opaque;
-        return after_write(&ro->dead, tt_json_dead_letter(
-                                          &ro->dead.buf, tt_reason_str(reason),
-                                          detail, source, offset, payload, len));
+        return after_write(&ro->dead,
+                           tt_json_dead_letter(&ro->dead.buf,
+                                               tt_reason_str(reason), detail,
+                                               source, offset, payload, len));
 }
 
 static void progress(void *opaque, const tt_replay_progress *p) {
@@ -177,9 +179,10 @@ int tt_cmd_replay(int argc, char **argv) {
         else if (inf && (!strcmp(inf, "json") || !strcmp(inf, "jsonl")))
                 fmt = TT_FMT_JSONL;
         else if (inf) {
-                fprintf(stderr, "tokentally replay: --input-format %s is for "
-                                "single Kafka messages; files are avro "
-                                "(OCF) or json (JSON Lines)\n",
+                fprintf(stderr,
+                        "tokentally replay: --input-format %s is for "
+                        "single Kafka messages; files are avro "
+                        "(OCF) or json (JSON Lines)\n",
                         inf);
                 goto out;
         }
@@ -219,8 +222,7 @@ int tt_cmd_replay(int argc, char **argv) {
                 "replay: %llu events, %llu accepted, %llu dead letters, "
                 "%llu weeks closed, %llu rollups (%llu final, %llu revised, "
                 "%llu provisional), %llu streak changes, %.2f s\n",
-                (unsigned long long)st.records,
-                (unsigned long long)st.accepted,
+                (unsigned long long)st.records, (unsigned long long)st.accepted,
                 (unsigned long long)st.dead_letters,
                 (unsigned long long)es.weeks_closed,
                 (unsigned long long)(es.rows[0] + es.rows[1] + es.rows[2]),

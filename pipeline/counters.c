@@ -126,15 +126,15 @@ int tt_shard_add(tt_shard *s, int32_t w, const tt_event *ev) {
                 if (id >= s->model_origin_cap) {
                         uint32_t ncap =
                             s->model_origin_cap ? s->model_origin_cap * 2 : 64;
-                        tt_origin *no = tt_realloc(s->model_origin,
-                                                   ncap * sizeof(*no));
+                        tt_origin *no =
+                            tt_realloc(s->model_origin, ncap * sizeof(*no));
                         if (!no)
                                 return TT_ERR_NOMEM;
                         s->model_origin = no;
                         s->model_origin_cap = ncap;
                 }
-                s->model_origin[id] = tt_origin_of_model(
-                    s->map, ev->model.ptr, ev->model.len);
+                s->model_origin[id] =
+                    tt_origin_of_model(s->map, ev->model.ptr, ev->model.len);
         }
         wslot *sl = find_slot(s, w);
         if (!sl && !(sl = add_slot(s, w)))
@@ -190,7 +190,9 @@ int32_t tt_shard_min_week(const tt_shard *s) {
         return m;
 }
 
-size_t tt_shard_weeks(const tt_shard *s) { return s->nslots; }
+size_t tt_shard_weeks(const tt_shard *s) {
+        return s->nslots;
+}
 
 size_t tt_shard_bytes(const tt_shard *s) {
         size_t b = tt_keytab_bytes(s->models) +

@@ -17,8 +17,8 @@
 #define NO_WEEK INT32_MIN
 
 typedef struct partition {
-        bool live;  /* registered and not removed */
-        bool idle;  /* no event for idle_timeout */
+        bool live;        /* registered and not removed */
+        bool idle;        /* no event for idle_timeout */
         int64_t max_time; /* INT64_MIN: no event yet */
         int64_t last_activity;
 } partition;
@@ -250,8 +250,8 @@ static size_t candidates(const tt_engine *e, const tt_streak_rule *r,
                                 uint32_t id = tt_keytab_find(
                                     e->keys, r->cand[i].ptr, r->cand[i].len);
                                 if (id != TT_KEY_NONE)
-                                        row = tt_weekview_find(
-                                            wv, TT_DIM_MODEL, id);
+                                        row = tt_weekview_find(wv, TT_DIM_MODEL,
+                                                               id);
                         }
                         out[n].key = r->cand[i];
                         out[n].tokens = row ? row->c.tokens : 0;
@@ -335,8 +335,8 @@ static int derive_emit(tt_engine *e, tt_weekview *wv, tt_emit_mode mode) {
         if (err)
                 return err;
         uint64_t n;
-        err = tt_weekview_emit(wv, mode, e->keys, e->sink, e->opaque, e->now,
-                               &n);
+        err =
+            tt_weekview_emit(wv, mode, e->keys, e->sink, e->opaque, e->now, &n);
         stats_rows(e, mode, n);
         return err;
 }
@@ -534,9 +534,9 @@ static int open_add(tt_engine *e, int32_t w) {
 static tt_reason count_late(tt_engine *e, int32_t w, const tt_event *ev,
                             char *detail, size_t size) {
         tt_weekview *wv = view_get(e, w);
-        uint32_t id = wv ? tt_keytab_intern(e->keys, ev->model.ptr,
-                                            ev->model.len, NULL)
-                         : TT_KEY_NONE;
+        uint32_t id =
+            wv ? tt_keytab_intern(e->keys, ev->model.ptr, ev->model.len, NULL)
+               : TT_KEY_NONE;
         if (id == TT_KEY_NONE) {
                 snprintf(detail, size, "no room for model '%.*s'",
                          (int)(ev->model.len > 64 ? 64 : ev->model.len),
@@ -702,9 +702,13 @@ int tt_engine_close_all(tt_engine *e, int64_t now_ms) {
         return err;
 }
 
-int tt_engine_error(const tt_engine *e) { return e->err; }
+int tt_engine_error(const tt_engine *e) {
+        return e->err;
+}
 
-int64_t tt_engine_watermark(const tt_engine *e) { return e->watermark; }
+int64_t tt_engine_watermark(const tt_engine *e) {
+        return e->watermark;
+}
 
 void tt_engine_get_stats(const tt_engine *e, tt_engine_stats *st) {
         *st = e->st;

@@ -72,7 +72,8 @@ tt_reason tt_event_validate(const tt_event *ev, char *detail, size_t size) {
         }
         if (ev->prompt_tokens < 0 || ev->completion_tokens < 0) {
                 snprintf(detail, size,
-                         "prompt_tokens %" PRId64 ", completion_tokens %" PRId64,
+                         "prompt_tokens %" PRId64
+                         ", completion_tokens %" PRId64,
                          ev->prompt_tokens, ev->completion_tokens);
                 return TT_REASON_NEGATIVE_TOKENS;
         }

@@ -83,8 +83,7 @@ void tt_keytab_destroy(tt_keytab *t) {
         tt_free(t);
 }
 
-static slot *probe(const tt_keytab *t, const char *s, size_t len,
-                   uint64_t h) {
+static slot *probe(const tt_keytab *t, const char *s, size_t len, uint64_t h) {
         for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
                 slot *sl = &t->slots[i];
                 if (sl->id == TT_KEY_NONE)
@@ -180,9 +179,13 @@ uint32_t tt_keytab_intern(tt_keytab *t, const char *s, size_t len,
         return id;
 }
 
-tt_str tt_keytab_str(const tt_keytab *t, uint32_t id) { return t->strs[id]; }
+tt_str tt_keytab_str(const tt_keytab *t, uint32_t id) {
+        return t->strs[id];
+}
 
-uint32_t tt_keytab_count(const tt_keytab *t) { return t->n; }
+uint32_t tt_keytab_count(const tt_keytab *t) {
+        return t->n;
+}
 
 size_t tt_keytab_bytes(const tt_keytab *t) {
         return t->bytes + (t->mask + 1) * sizeof(slot) +

@@ -37,7 +37,9 @@ void *tt_realloc(void *ptr, size_t size) {
         return realloc(ptr, size ? size : 1);
 }
 
-void tt_free(void *ptr) { free(ptr); }
+void tt_free(void *ptr) {
+        free(ptr);
+}
 
 char *tt_strndup(const char *s, size_t len) {
         char *p = tt_malloc(len + 1);
@@ -48,7 +50,9 @@ char *tt_strndup(const char *s, size_t len) {
         return p;
 }
 
-void tt_mem_fail_nth(unsigned long nth) { fail_nth = nth; }
+void tt_mem_fail_nth(unsigned long nth) {
+        fail_nth = nth;
+}
 
 unsigned long tt_mem_allocs(void) {
         return atomic_load_explicit(&allocs, memory_order_relaxed);

@@ -55,6 +55,10 @@ static int64_t fill(tt_ocf_reader *r, size_t need, char *errstr,
                 r->rb.len = avail;
                 r->pos = 0;
         }
+        /* Callers never need more than one block plus its framing; the
+         * cap also keeps a zero-length read from looking like EOF. */
+        if (need > r->rb.max)
+                need = r->rb.max;
         while (r->rb.len < need && !r->in_eof) {
                 size_t want = need - r->rb.len;
                 if (want < READ_CHUNK)
@@ -297,13 +301,18 @@ static int64_t resync(tt_ocf_reader *r, size_t guess_rel, char *errstr,
         int64_t start = r->base + (int64_t)r->pos;
         if (guess_rel) {
                 int64_t count, size;
-                if (fill(r, guess_rel + 20, errstr, errsize) < 0)
+                int64_t avail = fill(r, guess_rel + 20, errstr, errsize);
+                if (avail < 0)
                         return -1;
-                int h = block_header(r, r->pos + guess_rel, &count, &size);
-                if (h > 0) {
-                        size_t end_rel = guess_rel + (size_t)h + (size_t)size;
-                        int64_t avail =
-                            fill(r, end_rel + SYNC_LEN, errstr, errsize);
+                int h = (size_t)avail >= guess_rel
+                            ? block_header(r, r->pos + guess_rel, &count, &size)
+                            : 0;
+                size_t end_rel =
+                    h > 0 ? guess_rel + (size_t)h + (size_t)size : 0;
+                /* Two blocks near the cap cannot both be buffered: then
+                 * only the scan below is used. */
+                if (h > 0 && end_rel + SYNC_LEN <= r->rb.max) {
+                        avail = fill(r, end_rel + SYNC_LEN, errstr, errsize);
                         if (avail < 0)
                                 return -1;
                         if ((size_t)avail >= end_rel + SYNC_LEN &&

@@ -31,9 +31,8 @@ const tt_opt_def tt_opt_defs[] = {
     {"origin-map", 0, TT_OPT_STR, NULL, NULL, 0, 0, R | P | D,
      "JSON object author -> origin code (default: schemas/origins.json, "
      "compiled in)"},
-    {"input-format", 0, TT_OPT_STR, NULL, "avro|avro-raw|json|ocf|jsonl",
-     0, 0, R | P,
-     "input encoding (run: avro; replay: from the file extension)"},
+    {"input-format", 0, TT_OPT_STR, NULL, "avro|avro-raw|json|ocf|jsonl", 0, 0,
+     R | P, "input encoding (run: avro; replay: from the file extension)"},
     {"idle-timeout", 0, TT_OPT_DURATION, "30s", NULL, 0, 365 * DAY_MS, R | D,
      "a partition with no event for this long stops holding the watermark"},
     {"max-future", 0, TT_OPT_DURATION, "1h", NULL, 0, 365 * DAY_MS, R | D,
@@ -181,8 +180,7 @@ static int check_value(const tt_opt_def *d, const char *v, char *errstr,
         }
         case TT_OPT_FLAG:
                 if (strcmp(v, "1") && strcmp(v, "0") && strcmp(v, "true") &&
-                    strcmp(v, "false") && strcmp(v, "yes") &&
-                    strcmp(v, "no")) {
+                    strcmp(v, "false") && strcmp(v, "yes") && strcmp(v, "no")) {
                         snprintf(errstr, errsize,
                                  "--%s: '%s' is not one of 1, 0, true, false, "
                                  "yes, no",
@@ -202,9 +200,8 @@ static int check_value(const tt_opt_def *d, const char *v, char *errstr,
                                         return 0;
                                 c += cl + (bar ? 1 : 0);
                         }
-                        snprintf(errstr, errsize,
-                                 "--%s: '%s' is not one of %s", d->name, v,
-                                 d->choices);
+                        snprintf(errstr, errsize, "--%s: '%s' is not one of %s",
+                                 d->name, v, d->choices);
                         return -1;
                 }
                 return 0;
@@ -293,8 +290,7 @@ tt_opts *tt_opts_parse(unsigned cmd, int argc, char **argv, bool *help,
                 if (d->type == TT_OPT_FLAG) {
                         if (val) {
                                 snprintf(errstr, errsize,
-                                         "option --%s takes no value",
-                                         d->name);
+                                         "option --%s takes no value", d->name);
                                 goto fail;
                         }
                         val = "1";
@@ -384,8 +380,8 @@ int64_t tt_opts_duration_ms(const tt_opts *o, const char *name) {
 
 bool tt_opts_flag(const tt_opts *o, const char *name) {
         const char *v = raw(o, lookup(o, name, TT_OPT_FLAG));
-        return v && (!strcmp(v, "1") || !strcmp(v, "true") ||
-                     !strcmp(v, "yes"));
+        return v &&
+               (!strcmp(v, "1") || !strcmp(v, "true") || !strcmp(v, "yes"));
 }
 
 bool tt_opts_given(const tt_opts *o, const char *name) {
@@ -393,8 +389,7 @@ bool tt_opts_given(const tt_opts *o, const char *name) {
         return i >= 0 && o->val[i] != NULL;
 }
 
-const char *const *tt_opts_list(const tt_opts *o, const char *name,
-                                size_t *n) {
+const char *const *tt_opts_list(const tt_opts *o, const char *name, size_t *n) {
         size_t i = lookup(o, name, TT_OPT_LIST);
         tt_opts *m = (tt_opts *)o; /* tmp_list is scratch, not state */
         *n = 0;
@@ -404,7 +399,9 @@ const char *const *tt_opts_list(const tt_opts *o, const char *name,
         return (const char *const *)m->tmp_list;
 }
 
-size_t tt_opts_npos(const tt_opts *o) { return o->npos; }
+size_t tt_opts_npos(const tt_opts *o) {
+        return o->npos;
+}
 
 const char *tt_opts_pos(const tt_opts *o, size_t i) {
         return i < o->npos ? o->pos[i] : NULL;

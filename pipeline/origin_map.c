@@ -224,7 +224,9 @@ tt_origin tt_origin_map_lookup(const tt_origin_map *m, const char *author,
         return e->author ? e->origin : TT_ORIGIN_UNKNOWN;
 }
 
-size_t tt_origin_map_size(const tt_origin_map *m) { return m->n; }
+size_t tt_origin_map_size(const tt_origin_map *m) {
+        return m->n;
+}
 
 tt_origin tt_origin_of_model(const tt_origin_map *m, const char *model,
                              size_t len) {
@@ -248,7 +250,8 @@ static void origin_names_init(void) {
 
 tt_str tt_origin_str(tt_origin o) {
         pthread_once(&origin_names_once, origin_names_init);
-        unsigned i = (unsigned)((o >> 8) - 'A') * 26 + (unsigned)((o & 0xff) - 'A');
+        unsigned i =
+            (unsigned)((o >> 8) - 'A') * 26 + (unsigned)((o & 0xff) - 'A');
         if (i >= 26 * 26)
                 return (tt_str){"ZZ", 2};
         return (tt_str){&origin_names[i * 2], 2};

@@ -20,8 +20,8 @@
 #include "tokentally/mem.h"
 #include "tokentally/ocf.h"
 
-#define CHUNK (1u << 20)           /* JSON Lines bytes per batch */
-#define MAX_LINE (64u << 20)       /* longer lines are cut, and malformed */
+#define CHUNK (1u << 20)     /* JSON Lines bytes per batch */
+#define MAX_LINE (64u << 20) /* longer lines are cut, and malformed */
 #define DETAIL_MAX 200
 
 typedef struct rec {
@@ -38,11 +38,11 @@ typedef struct batch {
         uint64_t seq;
         bkind kind;
         int file;
-        tt_buf in;      /* JSON Lines text, or a compressed OCF block */
-        tt_buf out;     /* a decompressed OCF block */
+        tt_buf in;           /* JSON Lines text, or a compressed OCF block */
+        tt_buf out;          /* a decompressed OCF block */
         const uint8_t *data; /* what rec offsets refer to (in or out) */
-        int64_t first;  /* OCF: file record index of the block's first */
-        int64_t count;  /* OCF: records in the block */
+        int64_t first;       /* OCF: file record index of the block's first */
+        int64_t count;       /* OCF: records in the block */
         uint32_t lines; /* JSON Lines: lines in the chunk, blank included */
         rec *recs;
         uint32_t n, cap;
@@ -61,7 +61,7 @@ typedef struct file {
         tt_ocf_reader *ocf;
         tt_avro_dec *dec;
         tt_ocf_codec codec;
-        tt_buf carry; /* JSON Lines: the partial line after the chunk */
+        tt_buf carry;        /* JSON Lines: the partial line after the chunk */
         int64_t next_record; /* OCF */
         int64_t line_base;   /* JSON Lines, advanced by the applier */
         int64_t pos;         /* bytes read, as of the last applied batch */
@@ -172,9 +172,9 @@ static int decode_jsonl(batch *b, tt_json_dec *dec) {
                         r->len = (uint32_t)(ce - p);
                         r->index = line;
                         memset(&r->ev, 0, sizeof(r->ev));
-                        tt_reason why =
-                            tt_json_decode_event(dec, p, (size_t)(ce - p),
-                                                 &r->ev, detail, sizeof(detail));
+                        tt_reason why = tt_json_decode_event(
+                            dec, p, (size_t)(ce - p), &r->ev, detail,
+                            sizeof(detail));
                         if (why != TT_REASON_NONE) {
                                 r->reason = (uint16_t)why;
                                 if ((err = set_detail(b, r, detail)))
@@ -219,9 +219,9 @@ static int decode_ocf(batch *b, const file *f) {
                 if (!r)
                         return TT_ERR_NOMEM;
                 size_t used = 0;
-                tt_reason why = tt_avro_decode_event(
-                    f->dec, b->out.data + pos, len - pos, &used, &r->ev,
-                    detail, sizeof(detail));
+                tt_reason why =
+                    tt_avro_decode_event(f->dec, b->out.data + pos, len - pos,
+                                         &used, &r->ev, detail, sizeof(detail));
                 r->off = (uint32_t)pos;
                 r->index = (uint32_t)i;
                 if (why != TT_REASON_NONE) {
@@ -247,8 +247,8 @@ static int decode_ocf(batch *b, const file *f) {
                 r->index = (uint32_t)b->count;
                 r->reason = TT_REASON_MALFORMED;
                 snprintf(msg, sizeof(msg),
-                         "%zu bytes after the block's %lld records",
-                         len - pos, (long long)b->count);
+                         "%zu bytes after the block's %lld records", len - pos,
+                         (long long)b->count);
                 return set_detail(b, r, msg);
         }
         return TT_ERR_OK;
@@ -313,9 +313,9 @@ static int cut_jsonl(file *f, batch *b) {
                 while (b->in.len < want && !f->eof) {
                         if ((err = tt_buf_reserve(&b->in, 256 * 1024)))
                                 return err;
-                        ssize_t r = tt_input_read(
-                            f->in, b->in.data + b->in.len,
-                            b->in.cap - b->in.len, b->msg, sizeof(b->msg));
+                        ssize_t r = tt_input_read(f->in, b->in.data + b->in.len,
+                                                  b->in.cap - b->in.len, b->msg,
+                                                  sizeof(b->msg));
                         if (r < 0)
                                 return TT_ERR_IO;
                         if (r == 0)
@@ -327,8 +327,8 @@ static int cut_jsonl(file *f, batch *b) {
                 const uint8_t *nl = memrchr(b->in.data, '\n', b->in.len);
                 if (nl) {
                         size_t keep = (size_t)(nl - b->in.data) + 1;
-                        err = tt_buf_append(&f->carry, nl + 1,
-                                            b->in.len - keep);
+                        err =
+                            tt_buf_append(&f->carry, nl + 1, b->in.len - keep);
                         b->in.len = keep;
                         return err;
                 }
@@ -355,8 +355,7 @@ static void *reader_main(void *arg) {
                                 b->pos = tt_input_pos(f->in);
                                 if (err) {
                                         if (!b->msg[0])
-                                                snprintf(b->msg,
-                                                         sizeof(b->msg),
+                                                snprintf(b->msg, sizeof(b->msg),
                                                          "%.200s: %s", f->name,
                                                          tt_err2str(err));
                                         b->kind = B_FATAL;
@@ -380,9 +379,9 @@ static void *reader_main(void *arg) {
                         batch_reset(b, B_OCF, (int)fi);
                         int64_t count = 0;
                         size_t skipped = 0;
-                        int err = tt_ocf_reader_next(f->ocf, &count, &b->in,
-                                                     &skipped, b->msg,
-                                                     sizeof(b->msg));
+                        int err =
+                            tt_ocf_reader_next(f->ocf, &count, &b->in, &skipped,
+                                               b->msg, sizeof(b->msg));
                         b->pos = tt_input_pos(f->in);
                         if (err == TT_ERR_OK) {
                                 b->first = f->next_record;
@@ -463,8 +462,8 @@ static int dead(applier *a, tt_reason why, const char *detail, const file *f,
                 int64_t offset, const uint8_t *p, size_t n) {
         a->st->dead_letters++;
         const tt_replay_conf *c = a->rp->conf;
-        return c->dead_letter ? c->dead_letter(c->opaque, why, detail,
-                                               f->name, offset, p, n)
+        return c->dead_letter ? c->dead_letter(c->opaque, why, detail, f->name,
+                                               offset, p, n)
                               : 0;
 }
 
@@ -492,8 +491,8 @@ static int apply(applier *a, batch *b) {
                 a->st->records++;
                 if (r->reason != TT_REASON_NONE) {
                         err = dead(a, (tt_reason)r->reason,
-                                   (const char *)b->details.data + r->detail,
-                                   f, base + r->index, raw, r->len);
+                                   (const char *)b->details.data + r->detail, f,
+                                   base + r->index, raw, r->len);
                         continue;
                 }
                 tt_reason why = tt_engine_offer(e, b->file, &r->ev, a->now,
@@ -593,8 +592,8 @@ int tt_replay_run(const tt_replay_conf *conf, tt_replay_stats *stats,
         }
         for (size_t i = 0; i < conf->nfiles; i++) {
                 rp.nfiles++;
-                if ((err = open_file(&rp.files[i], conf->files[i],
-                                     conf->format, errstr, errsize)))
+                if ((err = open_file(&rp.files[i], conf->files[i], conf->format,
+                                     errstr, errsize)))
                         goto done;
                 int64_t sz = tt_input_size(rp.files[i].in);
                 total_bytes = sz < 0 || total_bytes < 0 ? -1 : total_bytes + sz;
@@ -657,8 +656,7 @@ int tt_replay_run(const tt_replay_conf *conf, tt_replay_stats *stats,
                 rp.files[b->file].pos = b->pos;
                 err = apply(&a, b);
                 if (err && b->kind != B_FATAL)
-                        snprintf(errstr, errsize, "%s",
-                                 tt_err2str(err));
+                        snprintf(errstr, errsize, "%s", tt_err2str(err));
                 seq++;
                 pthread_mutex_lock(&rp.mu);
                 b->next = rp.free_list;

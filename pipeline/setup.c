@@ -7,8 +7,8 @@
 
 #include "tokentally/streak.h"
 
-int tt_setup_engine(tt_setup *su, const tt_opts *o, unsigned cmd,
-                    char *errstr, size_t errsize) {
+int tt_setup_engine(tt_setup *su, const tt_opts *o, unsigned cmd, char *errstr,
+                    size_t errsize) {
         memset(su, 0, sizeof(*su));
         tt_engine_conf_defaults(&su->conf);
         su->conf.grace_ms = tt_opts_duration_ms(o, "grace");

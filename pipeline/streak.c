@@ -6,8 +6,8 @@
 
 #include "tokentally/mem.h"
 
-const char *const tt_streak_default_rules[] = {
-    "leader:origin", "leader:model", "leader:origin:CN,US"};
+const char *const tt_streak_default_rules[] = {"leader:origin", "leader:model",
+                                               "leader:origin:CN,US"};
 const size_t tt_streak_ndefault_rules = 3;
 
 int tt_str_cmp(tt_str a, tt_str b) {
@@ -59,8 +59,8 @@ int tt_streak_rule_parse(const char *text, tt_streak_rule *out, char *errstr,
                                 goto fail;
                         }
                         if (out->dim == TT_DIM_ORIGIN &&
-                            (n != 2 || p[0] < 'A' || p[0] > 'Z' ||
-                             p[1] < 'A' || p[1] > 'Z')) {
+                            (n != 2 || p[0] < 'A' || p[0] > 'Z' || p[1] < 'A' ||
+                             p[1] > 'Z')) {
                                 snprintf(errstr, errsize,
                                          "streak rule '%s': '%.*s' is not a "
                                          "two-letter origin code",
@@ -143,15 +143,14 @@ void tt_streak_decide(tt_streak_cand *cand, size_t n,
                 out->runner_up_tokens = cand[second].tokens;
                 if (cand[second].tokens > 0) {
                         out->has_margin = true;
-                        out->margin_pct =
-                            (double)(out->holder_tokens - out->runner_up_tokens) /
-                            (double)out->runner_up_tokens * 100.0;
+                        out->margin_pct = (double)(out->holder_tokens -
+                                                   out->runner_up_tokens) /
+                                          (double)out->runner_up_tokens * 100.0;
                 }
         }
 }
 
-bool tt_streak_result_eq(const tt_streak_result *a,
-                         const tt_streak_result *b) {
+bool tt_streak_result_eq(const tt_streak_result *a, const tt_streak_result *b) {
         return a->valid == b->valid && a->kind == b->kind &&
                str_eq(a->holder, b->holder) &&
                a->holder_tokens == b->holder_tokens &&

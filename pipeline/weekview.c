@@ -46,8 +46,8 @@ static uint32_t *find_slot(const tt_weekview *wv, tt_dim dim, uint32_t key) {
         for (uint32_t i = slot_of(dim, key, wv->index_mask);;
              i = (i + 1) & wv->index_mask) {
                 uint32_t r = wv->index[i];
-                if (!r || (wv->rows[r - 1].dim == dim &&
-                           wv->rows[r - 1].key == key))
+                if (!r ||
+                    (wv->rows[r - 1].dim == dim && wv->rows[r - 1].key == key))
                         return &wv->index[i];
         }
 }
@@ -138,8 +138,8 @@ static int cmp_rows(const void *a, const void *b, void *arg) {
 
 int tt_weekview_derive(tt_weekview *wv, const tt_weekview *prev_week,
                        const tt_keytab *keys) {
-        uint32_t *order = tt_realloc(wv->order, (wv->cap ? wv->cap : 1) *
-                                                    sizeof(uint32_t));
+        uint32_t *order =
+            tt_realloc(wv->order, (wv->cap ? wv->cap : 1) * sizeof(uint32_t));
         if (!order)
                 return TT_ERR_NOMEM;
         wv->order = order;
@@ -162,10 +162,9 @@ int tt_weekview_derive(tt_weekview *wv, const tt_weekview *prev_week,
                         rank = 0;
                 }
                 row->rank = ++rank;
-                row->share = total_tokens
-                                 ? (double)row->c.tokens * 100.0 /
-                                       (double)total_tokens
-                                 : 0.0;
+                row->share = total_tokens ? (double)row->c.tokens * 100.0 /
+                                                (double)total_tokens
+                                          : 0.0;
                 const tt_row *p =
                     prev_week ? tt_weekview_find(prev_week, row->dim, row->key)
                               : NULL;

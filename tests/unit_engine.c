@@ -27,7 +27,9 @@ static void setup(void) {
         ck_assert_ptr_nonnull(map);
 }
 
-static void teardown(void) { tt_origin_map_destroy(map); }
+static void teardown(void) {
+        tt_origin_map_destroy(map);
+}
 
 static tt_engine *mk(recorder *rc, uint32_t shards, bool dlq, int retain) {
         tt_engine_conf c;
@@ -101,8 +103,8 @@ START_TEST(test_rollup_fields) {
         ck_assert_int_eq(m->r.rank, 2);
         ck_assert_int_eq(
             latest(&rc, "2026-W14", TT_DIM_MODEL, "openai/x")->r.rank, 3);
-        ck_assert_int_eq(latest(&rc, "2026-W14", TT_DIM_MODEL, "qwen/q")->r.rank,
-                         4);
+        ck_assert_int_eq(
+            latest(&rc, "2026-W14", TT_DIM_MODEL, "qwen/q")->r.rank, 4);
         ck_assert_str_eq(
             latest(&rc, "2026-W14", TT_DIM_MODEL, "deepseek/a")->origin, "CN");
         /* 2 weeks x (TOTAL + origins + models): W13 2+2+1, W14 1+3+4. */
@@ -179,9 +181,8 @@ START_TEST(test_late_revise) {
         const rec_row *t15 = latest(&rc, "2026-W15", TT_DIM_TOTAL, "*");
         ck_assert_int_eq(t15->r.status, TT_STATUS_REVISED);
         ck_assert_int_eq(t15->r.prev_tokens, 300);
-        ck_assert_int_eq(
-            latest(&rc, "2026-W15", TT_DIM_ORIGIN, "US")->r.status,
-            TT_STATUS_FINAL);
+        ck_assert_int_eq(latest(&rc, "2026-W15", TT_DIM_ORIGIN, "US")->r.status,
+                         TT_STATUS_FINAL);
         /* The leader of W14 changed from CN (tie, smaller key) to CN with a
          * margin: leader:origin re-emitted for W14 with the new figures. */
         const rec_streak *s = latest_streak(&rc, "leader:origin", "2026-W14");
@@ -279,22 +280,71 @@ static const struct {
         const char *runner;
         const char *prev_holder;
 } decide_cases[] = {
-    {{"CN", "US", "FR"}, {10, 5, 1}, NULL, 0, "CN", TT_STREAK_STARTED, 1,
-     "US", NULL},
-    {{"CN", "US", "FR"}, {10, 5, 1}, "CN", 4, "CN", TT_STREAK_EXTENDED, 5,
-     "US", NULL},
-    {{"CN", "US", "FR"}, {10, 50, 1}, "CN", 4, "US", TT_STREAK_STARTED, 1,
-     "CN", "CN"},
+    {{"CN", "US", "FR"},
+     {10, 5, 1},
+     NULL,
+     0,
+     "CN",
+     TT_STREAK_STARTED,
+     1,
+     "US",
+     NULL},
+    {{"CN", "US", "FR"},
+     {10, 5, 1},
+     "CN",
+     4,
+     "CN",
+     TT_STREAK_EXTENDED,
+     5,
+     "US",
+     NULL},
+    {{"CN", "US", "FR"},
+     {10, 50, 1},
+     "CN",
+     4,
+     "US",
+     TT_STREAK_STARTED,
+     1,
+     "CN",
+     "CN"},
     /* tie at the top: the incumbent keeps it */
-    {{"CN", "US", "FR"}, {10, 10, 1}, "US", 2, "US", TT_STREAK_EXTENDED, 3,
-     "CN", NULL},
+    {{"CN", "US", "FR"},
+     {10, 10, 1},
+     "US",
+     2,
+     "US",
+     TT_STREAK_EXTENDED,
+     3,
+     "CN",
+     NULL},
     /* tie without the incumbent among the tied: smallest key */
-    {{"US", "CN", "FR"}, {10, 10, 11}, "FR", 1, "FR", TT_STREAK_EXTENDED, 2,
-     "CN", NULL},
-    {{"US", "CN", "DE"}, {10, 10, 1}, "DE", 1, "CN", TT_STREAK_STARTED, 1,
-     "US", "DE"},
+    {{"US", "CN", "FR"},
+     {10, 10, 11},
+     "FR",
+     1,
+     "FR",
+     TT_STREAK_EXTENDED,
+     2,
+     "CN",
+     NULL},
+    {{"US", "CN", "DE"},
+     {10, 10, 1},
+     "DE",
+     1,
+     "CN",
+     TT_STREAK_STARTED,
+     1,
+     "US",
+     "DE"},
     /* all zero (listed keys without events) */
-    {{"US", "CN", NULL}, {0, 0, 0}, NULL, 0, "CN", TT_STREAK_STARTED, 1, "US",
+    {{"US", "CN", NULL},
+     {0, 0, 0},
+     NULL,
+     0,
+     "CN",
+     TT_STREAK_STARTED,
+     1,
+     "US",
      NULL},
 };
 
@@ -364,7 +414,7 @@ static uint64_t next_rand(void) {
         return rng;
 }
 
-static const char *models[] = {"deepseek/a", "qwen/b", "openai/c",
+static const char *models[] = {"deepseek/a",  "qwen/b",      "openai/c",
                                "anthropic/d", "mistralai/e", "unknown/f"};
 
 typedef struct truth {
@@ -430,9 +480,8 @@ START_TEST(test_recount_invariant) {
                 ck_assert_int_eq(t->r.requests, reqs[w]);
                 const rec_row *cn = latest(&rc, name, TT_DIM_ORIGIN, "CN");
                 ck_assert_int_eq(cn->r.tokens, sum[w][0] + sum[w][1]);
-                ck_assert(cn->r.share_pct ==
-                          (double)(sum[w][0] + sum[w][1]) * 100.0 /
-                              (double)total);
+                ck_assert(cn->r.share_pct == (double)(sum[w][0] + sum[w][1]) *
+                                                 100.0 / (double)total);
         }
         /* No (week, dimension, key, revision) twice among FINAL/REVISED. */
         for (size_t i = 0; i < rc.nrows; i++)
@@ -458,9 +507,8 @@ START_TEST(test_shards_same_rows) {
         ck_assert_uint_eq(a.nstreaks, b.nstreaks);
         for (size_t i = 0; i < a.nrows; i++) {
                 ck_assert_str_eq(a.rows[i].key, b.rows[i].key);
-                ck_assert_int_eq(memcmp(&a.rows[i].r, &b.rows[i].r,
-                                        sizeof(tt_rollup)),
-                                 0);
+                ck_assert_int_eq(
+                    memcmp(&a.rows[i].r, &b.rows[i].r, sizeof(tt_rollup)), 0);
         }
         recorder_free(&a);
         recorder_free(&b);

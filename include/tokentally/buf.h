@@ -23,6 +23,8 @@ int tt_buf_putc(tt_buf *b, char c);
 /* printf-style append; TT_ERR_LIMIT if it would pass max. */
 int tt_buf_printf(tt_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-static inline void tt_buf_reset(tt_buf *b) { b->len = 0; }
+static inline void tt_buf_reset(tt_buf *b) {
+        b->len = 0;
+}
 
 #endif

@@ -22,11 +22,11 @@
 typedef struct tt_engine tt_engine;
 
 typedef struct tt_engine_conf {
-        int64_t grace_ms;        /* default 10 min */
-        bool late_dlq;           /* --late=dlq; default revise */
-        int32_t retain_weeks;    /* default 12 */
-        int64_t idle_timeout_ms; /* default 30 s; <= 0: never idle */
-        int64_t max_future_ms;   /* default 1 h; < 0: no check (replay) */
+        int64_t grace_ms;             /* default 10 min */
+        bool late_dlq;                /* --late=dlq; default revise */
+        int32_t retain_weeks;         /* default 12 */
+        int64_t idle_timeout_ms;      /* default 30 s; <= 0: never idle */
+        int64_t max_future_ms;        /* default 1 h; < 0: no check (replay) */
         const tt_origin_map *origins; /* borrowed; must outlive the engine */
         const char *const *rules;     /* streak rules; NULL: the defaults */
         size_t nrules;
@@ -42,8 +42,8 @@ typedef struct tt_engine_stats {
         uint64_t dead_total;
         uint64_t late_revised; /* late events counted into closed weeks */
         uint64_t weeks_closed;
-        uint64_t rows[3];  /* by tt_status */
-        uint64_t streaks;  /* StreakChange records */
+        uint64_t rows[3]; /* by tt_status */
+        uint64_t streaks; /* StreakChange records */
         int32_t open_weeks;
         int32_t closed_weeks_held;
 } tt_engine_stats;

@@ -40,7 +40,7 @@ typedef enum tt_reason {
 #define TT_REASON_ENUM(name, str) TT_REASON_##name,
         TT_REASON_MAP(TT_REASON_ENUM)
 #undef TT_REASON_ENUM
-                TT_REASON__COUNT
+            TT_REASON__COUNT
 } tt_reason;
 
 /* "malformed", "late", ...; "none" for TT_REASON_NONE. Never NULL. */
@@ -66,7 +66,7 @@ typedef struct tt_event {
         tt_str origin;         /* ISO 3166-1 alpha-2, or null */
         int64_t prompt_tokens;
         int64_t completion_tokens;
-        tt_str provider; /* informational, may be null */
+        tt_str provider;  /* informational, may be null */
         uint32_t present; /* TT_F_* bits */
 } tt_event;
 

@@ -24,8 +24,7 @@ uint64_t tt_hash(const void *s, size_t len);
 
 /* Id of s, adding it if new. TT_KEY_NONE when full or out of memory;
  * *is_new tells whether it was added (may be NULL). */
-uint32_t tt_keytab_intern(tt_keytab *t, const char *s, size_t len,
-                          int *is_new);
+uint32_t tt_keytab_intern(tt_keytab *t, const char *s, size_t len, int *is_new);
 /* Id of s, or TT_KEY_NONE. */
 uint32_t tt_keytab_find(const tt_keytab *t, const char *s, size_t len);
 /* The string of id (valid for the table's life). */

@@ -64,8 +64,7 @@ bool tt_opts_flag(const tt_opts *o, const char *name);
 bool tt_opts_given(const tt_opts *o, const char *name);
 /* Values of a LIST option in order; *n is 0 when none was given (then the
  * caller applies the documented default). */
-const char *const *tt_opts_list(const tt_opts *o, const char *name,
-                                size_t *n);
+const char *const *tt_opts_list(const tt_opts *o, const char *name, size_t *n);
 size_t tt_opts_npos(const tt_opts *o);
 const char *tt_opts_pos(const tt_opts *o, size_t i);
 

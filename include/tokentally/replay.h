@@ -22,10 +22,10 @@ typedef enum tt_file_format {
 } tt_file_format;
 
 typedef struct tt_replay_progress {
-        uint64_t events;       /* records read so far */
+        uint64_t events; /* records read so far */
         uint64_t dead_letters;
-        int64_t bytes_read;    /* of the files on disk */
-        int64_t bytes_total;   /* -1 when unknown (pipe) */
+        int64_t bytes_read;  /* of the files on disk */
+        int64_t bytes_total; /* -1 when unknown (pipe) */
         double seconds;
 } tt_replay_progress;
 
@@ -33,7 +33,7 @@ typedef struct tt_replay_conf {
         const char *const *files; /* "-" = stdin */
         size_t nfiles;
         tt_file_format format;
-        int workers; /* decode threads, >= 1 */
+        int workers;       /* decode threads, >= 1 */
         tt_engine *engine; /* borrowed */
         /* Every dead letter, decode failures and engine rejections alike.
          * detail and source are NUL-terminated; payload is the record's
@@ -52,7 +52,7 @@ typedef struct tt_replay_conf {
 } tt_replay_conf;
 
 typedef struct tt_replay_stats {
-        uint64_t records;      /* valid + invalid records read */
+        uint64_t records; /* valid + invalid records read */
         uint64_t accepted;
         uint64_t dead_letters;
         int64_t bytes;

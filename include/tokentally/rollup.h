@@ -20,8 +20,8 @@ typedef enum tt_streak_kind {
         TT_STREAK_EXTENDED
 } tt_streak_kind;
 
-const char *tt_dim_str(tt_dim d);          /* "TOTAL", "ORIGIN", "MODEL" */
-const char *tt_status_str(tt_status s);    /* "PROVISIONAL", ... */
+const char *tt_dim_str(tt_dim d);       /* "TOTAL", "ORIGIN", "MODEL" */
+const char *tt_status_str(tt_status s); /* "PROVISIONAL", ... */
 const char *tt_streak_kind_str(tt_streak_kind k); /* "STARTED", ... */
 
 typedef struct tt_rollup {

@@ -18,8 +18,8 @@ typedef struct tt_setup {
 /* Fills su from o (grace, late, retain-weeks, streak, origin-map, workers,
  * idle-timeout and max-future where cmd has them). 0, or -1 with a reason.
  * su must be released with tt_setup_free even on failure. */
-int tt_setup_engine(tt_setup *su, const tt_opts *o, unsigned cmd,
-                    char *errstr, size_t errsize);
+int tt_setup_engine(tt_setup *su, const tt_opts *o, unsigned cmd, char *errstr,
+                    size_t errsize);
 void tt_setup_free(tt_setup *su);
 
 #endif

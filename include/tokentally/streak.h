@@ -14,8 +14,8 @@
 #define TT_STREAK_MAX_CANDIDATES 64
 
 typedef struct tt_streak_rule {
-        char *text; /* as given, e.g. "leader:origin:CN,US"; owned */
-        tt_dim dim; /* TT_DIM_ORIGIN or TT_DIM_MODEL */
+        char *text;   /* as given, e.g. "leader:origin:CN,US"; owned */
+        tt_dim dim;   /* TT_DIM_ORIGIN or TT_DIM_MODEL */
         size_t ncand; /* 0: every key with events that week */
         tt_str cand[TT_STREAK_MAX_CANDIDATES]; /* point into text */
 } tt_streak_rule;

@@ -52,8 +52,7 @@ void tt_weekview_destroy(tt_weekview *wv);
 
 /* The row of (dim, key), created empty when missing; NULL out of memory. */
 tt_row *tt_weekview_row(tt_weekview *wv, tt_dim dim, uint32_t key);
-const tt_row *tt_weekview_find(const tt_weekview *wv, tt_dim dim,
-                               uint32_t key);
+const tt_row *tt_weekview_find(const tt_weekview *wv, tt_dim dim, uint32_t key);
 /* Zeroes every row's counters (before a fresh merge from the shards); the
  * emitted state is kept. */
 void tt_weekview_clear_counts(tt_weekview *wv);
