@@ -29,15 +29,19 @@ void tt_avro_dec_destroy(tt_avro_dec *dec);
 
 /* Decodes one record from buf[0..len). On success returns TT_REASON_NONE,
  * fills ev (strings point into buf) and sets *consumed to the record's
- * length. TT_REASON_MALFORMED (truncated, bad varint, bad union index,
- * negative length...) with a detail otherwise; *consumed is then 0.
+ * length; bytes after it are not looked at, so a caller holding exactly one
+ * record (a Kafka message) should treat *consumed < len as malformed.
+ * TT_REASON_MALFORMED (truncated, bad varint, bad union index, negative
+ * length...) with a detail otherwise; *consumed is then 0.
  * Stateless across calls: one decoder may be shared by threads. */
 tt_reason tt_avro_decode_event(const tt_avro_dec *dec, const uint8_t *buf,
                                size_t len, size_t *consumed, tt_event *ev,
                                char *detail, size_t detail_size);
 
 /* Encodes ev with the bundled schema into out[0..cap). Returns the length,
- * or 0 if cap is too small. Null origin/provider when their ptr is NULL. */
+ * or 0 if cap is too small. Null origin/provider when their ptr is NULL.
+ * ev->present is ignored (Avro has no absent fields); a NULL request_id or
+ * model is written as "". */
 size_t tt_avro_encode_event(const tt_event *ev, uint8_t *out, size_t cap);
 
 /* Avro primitives, shared with the output encoders. Each returns bytes

@@ -31,7 +31,9 @@ tt_reason tt_json_decode_event(tt_json_dec *dec, const char *buf, size_t len,
                                tt_event *ev, char *detail, size_t detail_size);
 
 /* Writes ev as one JSON object (no newline) with the TokenEvent field names,
- * event_time as epoch ms. Strings are escaped. */
+ * event_time as epoch ms. Strings are escaped. A field whose TT_F_* bit is
+ * clear in ev->present is left out (so a generator can write missing_field
+ * records); origin/provider are also written when their ptr is set. */
 #include "tokentally/buf.h"
 int tt_json_encode_event(tt_buf *out, const tt_event *ev);
 

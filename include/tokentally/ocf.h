@@ -38,7 +38,9 @@ tt_ocf_codec tt_ocf_reader_codec(const tt_ocf_reader *r);
  * (reset first). Returns TT_ERR_OK, TT_ERR_EOF at a clean end,
  * TT_ERR_FORMAT for a truncated block or a wrong sync marker (the reader
  * then scans forward to the next sync marker so that later blocks are still
- * read; *skipped tells how many bytes were passed over), TT_ERR_IO. */
+ * read; *skipped tells how many bytes were passed over), TT_ERR_IO, or
+ * TT_ERR_LIMIT/NOMEM if block cannot hold the block (give it a max of at
+ * least TT_OCF_MAX_BLOCK). After a truncated block every call returns EOF. */
 int tt_ocf_reader_next(tt_ocf_reader *r, int64_t *count, tt_buf *block,
                        size_t *skipped, char *errstr, size_t errsize);
 
