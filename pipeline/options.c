@@ -71,7 +71,7 @@ const tt_opt_def tt_opt_defs[] = {
     {"X", 'X', TT_OPT_LIST, NULL, NULL, 0, 0, R | P | G | D | T,
      "key=value passed to librdkafka, repeatable"},
     /* gen (SPEC §8, §9). */
-    {"scenario", 0, TT_OPT_STR, NULL, "april-2026", 0, 0, G,
+    {"scenario", 0, TT_OPT_STR, "april-2026", "april-2026", 0, 0, G,
      "scenario to generate"},
     {"scale", 0, TT_OPT_DOUBLE, "1e-4", NULL, 1e-9, 1, G,
      "token volume relative to the real headline"},
