@@ -1,0 +1,80 @@
+/* The Kafka output adapter: WeeklyRollups, StreakChanges and dead letters
+ * produced to their topics (SPEC §4-§7). Avro in Confluent framing with a
+ * fixed schema id per output schema (until a registry is configured), or
+ * JSON with the same field names. Keys: "week/dimension/key" for rollups,
+ * the rule for streaks; dead letters keep the original key and value bytes
+ * and carry tokentally.* headers (Kafka Connect convention).
+ *
+ * The producer is idempotent; every delivery report is checked. A failed
+ * delivery is a sticky error that tt_kafka_out_error() reports, so the
+ * stage stops instead of losing output. Thread-safe: workers produce dead
+ * letters while the coordinator produces rollups. */
+#ifndef TT_KAFKA_OUT_H
+#define TT_KAFKA_OUT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokentally/event.h"
+#include "tokentally/rollup.h"
+
+/* Schema ids written in the Confluent header while no registry is used. */
+#define TT_SCHEMA_ID_TOKEN_EVENT 1
+#define TT_SCHEMA_ID_WEEKLY_ROLLUP 2
+#define TT_SCHEMA_ID_STREAK_CHANGE 3
+
+typedef struct tt_kafka_out tt_kafka_out;
+
+typedef struct tt_kafka_out_conf {
+        const char *brokers;
+        const char *rollups_topic;
+        const char *streaks_topic;
+        const char *dlq_topic;
+        bool json; /* --output-format json */
+        /* "-X key=value" strings, applied last (they win). */
+        const char *const *props;
+        size_t nprops;
+        /* Optional: a librdkafka mock cluster's bootstrap servers replace
+         * brokers when set (tests, demo). */
+} tt_kafka_out_conf;
+
+/* Creates the producer. NULL with a reason (bad -X property, ...). */
+tt_kafka_out *tt_kafka_out_new(const tt_kafka_out_conf *conf, char *errstr,
+                               size_t errsize);
+/* Flushes (up to 30 s) and frees; NULL is fine. */
+void tt_kafka_out_destroy(tt_kafka_out *o);
+
+/* Encode and produce one record. TT_ERR_OK once librdkafka has it queued
+ * (queue full: waits, serving delivery reports, until there is room);
+ * a tt_err when encoding fails or a delivery has already failed. */
+int tt_kafka_out_rollup(tt_kafka_out *o, const tt_rollup *r);
+int tt_kafka_out_streak(tt_kafka_out *o, const tt_streak_change *s);
+/* A dead letter: value/key are the original bytes (NULL = none); headers
+ * tokentally.reason, .detail, .topic, .partition, .offset. */
+int tt_kafka_out_dead_letter(tt_kafka_out *o, tt_reason reason,
+                             const char *detail, const char *src_topic,
+                             int32_t src_partition, int64_t src_offset,
+                             const void *key, size_t key_len,
+                             const void *value, size_t value_len);
+
+/* Waits until every record produced so far is delivered (or timeout_ms).
+ * TT_ERR_OK, or the first delivery error (reason in errstr). */
+int tt_kafka_out_flush(tt_kafka_out *o, int timeout_ms, char *errstr,
+                       size_t errsize);
+/* Serves delivery reports without blocking. */
+void tt_kafka_out_poll(tt_kafka_out *o);
+/* The first delivery failure so far (0 = none), with its reason. */
+int tt_kafka_out_error(tt_kafka_out *o, char *errstr, size_t errsize);
+/* Records delivered so far (delivery reports with no error). */
+uint64_t tt_kafka_out_delivered(const tt_kafka_out *o);
+
+/* Avro binary bodies (no framing) of the output records with the bundled
+ * schemas, appended to out. */
+#include "tokentally/buf.h"
+int tt_avro_encode_rollup(tt_buf *out, const tt_rollup *r);
+int tt_avro_encode_streak(tt_buf *out, const tt_streak_change *s);
+/* The Kafka key of a rollup: "2026-W14/ORIGIN/CN". */
+int tt_rollup_key(tt_buf *out, const tt_rollup *r);
+
+#endif
