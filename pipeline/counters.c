@@ -201,3 +201,7 @@ size_t tt_shard_bytes(const tt_shard *s) {
                 b += (s->slots[i].ncells + TT_NORIGINS) * sizeof(tt_cell);
         return b;
 }
+
+int32_t tt_shard_week_at(const tt_shard *s, size_t i) {
+        return s->slots[i].week;
+}

@@ -1,11 +1,21 @@
 /* The engine: routing of events to shards, watermarks, week closing, late
  * revisions and streaks. See engine.h for the contract and SPEC §3 for the
- * semantics this file implements. */
+ * semantics this file implements.
+ *
+ * Two ways in. tt_engine_offer() does everything on the calling thread
+ * (replay, tests). In worker mode (the Kafka stage) each worker thread
+ * checks and counts its own partitions' events into its own shard with
+ * tt_engine_check/count/seen, without a lock; late events are queued; and
+ * one coordinator thread calls tt_engine_tick() while the workers are
+ * paused, which is the only time shards are read and weeks close. */
 #include "tokentally/engine.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "tokentally/buf.h"
 #include "tokentally/counters.h"
 #include "tokentally/err.h"
 #include "tokentally/keytab.h"
@@ -15,13 +25,23 @@
 #include "tokentally/weekview.h"
 
 #define NO_WEEK INT32_MIN
+#define RELAXED memory_order_relaxed
 
+/* max_time and last_activity have one writer each (the thread that owns
+ * the partition's events) and are read by the coordinator. */
 typedef struct partition {
-        bool live;        /* registered and not removed */
-        bool idle;        /* no event for idle_timeout */
-        int64_t max_time; /* INT64_MIN: no event yet */
-        int64_t last_activity;
+        bool live; /* registered and not removed; coordinator only */
+        _Atomic int64_t max_time;      /* INT64_MIN: no event yet */
+        _Atomic int64_t last_activity; /* processing time of the last one */
 } partition;
+
+/* A late event queued by a worker. Its model lives in the queue's arena,
+ * by offset because the arena may move as it grows. */
+typedef struct late_ev {
+        tt_event ev;
+        size_t model_off;
+        char origin[2];
+} late_ev;
 
 struct tt_engine {
         tt_engine_conf conf;
@@ -35,16 +55,22 @@ struct tt_engine {
         tt_shard **shards;
         tt_keytab *keys; /* model slugs of merged rows, engine-wide */
 
-        partition *parts;
-        int32_t nparts;
+        partition *parts; /* conf.max_partitions, never moves */
+        int32_t nparts;   /* highest live pid + 1 */
 
-        int64_t watermark;
-        int32_t closed_through; /* every week <= this is closed */
+        /* Written only by the coordinator (workers paused), read by
+         * workers without a lock. */
+        _Atomic int64_t watermark;
+        _Atomic int32_t closed_through; /* every week <= this is closed */
 
-        /* Weeks with events in the shards, ascending. */
+        /* Weeks some shard holds, ascending; rebuilt when needed. */
         int32_t *open;
         size_t nopen, capopen;
-        int32_t last_open; /* fast path: the week of the previous event */
+
+        pthread_mutex_t late_mu;
+        late_ev *late;
+        size_t nlate, caplate;
+        tt_buf late_arena;
 
         /* Merged views, ascending by week: closed ones within retention and
          * open ones that have had PROVISIONAL rows. */
@@ -64,15 +90,16 @@ void tt_engine_conf_defaults(tt_engine_conf *c) {
         c->max_future_ms = 3600 * 1000;
         c->nshards = 1;
         c->max_models = 65536;
+        c->max_partitions = 4096;
 }
 
 tt_engine *tt_engine_new(const tt_engine_conf *conf, const tt_sink *sink,
                          void *opaque, char *errstr, size_t errsize) {
         if (!conf->origins || conf->nshards == 0 || conf->retain_weeks < 1 ||
-            conf->grace_ms < 0) {
+            conf->grace_ms < 0 || conf->max_partitions < 1) {
                 snprintf(errstr, errsize,
-                         "engine: origin map, shards >= 1, retain >= 1 and "
-                         "grace >= 0 are required");
+                         "engine: origin map, shards >= 1, retain >= 1, "
+                         "partitions >= 1 and grace >= 0 are required");
                 return NULL;
         }
         tt_engine *e = tt_calloc(1, sizeof(*e));
@@ -81,9 +108,17 @@ tt_engine *tt_engine_new(const tt_engine_conf *conf, const tt_sink *sink,
         e->conf = *conf;
         e->sink = sink;
         e->opaque = opaque;
-        e->watermark = INT64_MIN;
-        e->closed_through = NO_WEEK;
-        e->last_open = NO_WEEK;
+        atomic_init(&e->watermark, INT64_MIN);
+        atomic_init(&e->closed_through, NO_WEEK);
+        pthread_mutex_init(&e->late_mu, NULL);
+        tt_buf_init(&e->late_arena, 64u << 20);
+        e->parts = tt_calloc((size_t)conf->max_partitions, sizeof(partition));
+        if (!e->parts)
+                goto nomem;
+        for (int32_t i = 0; i < conf->max_partitions; i++) {
+                atomic_init(&e->parts[i].max_time, INT64_MIN);
+                atomic_init(&e->parts[i].last_activity, 0);
+        }
         const char *const *rules = conf->rules;
         size_t nrules = conf->nrules;
         if (!rules || !nrules) {
@@ -123,8 +158,9 @@ nomem:
 void tt_engine_destroy(tt_engine *e) {
         if (!e)
                 return;
-        for (size_t i = 0; i < e->nrules; i++)
-                tt_streak_rule_free(&e->rules[i]);
+        if (e->rules)
+                for (size_t i = 0; i < e->nrules; i++)
+                        tt_streak_rule_free(&e->rules[i]);
         tt_free(e->rules);
         if (e->shards)
                 for (uint32_t i = 0; i < e->conf.nshards; i++)
@@ -136,6 +172,9 @@ void tt_engine_destroy(tt_engine *e) {
         tt_free(e->views);
         tt_free(e->open);
         tt_free(e->parts);
+        tt_free(e->late);
+        tt_buf_free(&e->late_arena);
+        pthread_mutex_destroy(&e->late_mu);
         tt_free(e);
 }
 
@@ -374,16 +413,35 @@ static int flush_revisions(tt_engine *e) {
         return TT_ERR_OK;
 }
 
-static void open_remove(tt_engine *e, int32_t w) {
-        for (size_t i = 0; i < e->nopen; i++)
-                if (e->open[i] == w) {
-                        memmove(&e->open[i], &e->open[i + 1],
-                                (e->nopen - i - 1) * sizeof(int32_t));
-                        e->nopen--;
-                        break;
+/* Rebuilds the ascending list of weeks that some shard holds. */
+static int collect_open(tt_engine *e) {
+        size_t need = 0;
+        for (uint32_t i = 0; i < e->conf.nshards; i++)
+                need += tt_shard_weeks(e->shards[i]);
+        if (need > e->capopen) {
+                int32_t *no = tt_realloc(e->open, need * sizeof(*no));
+                if (!no)
+                        return TT_ERR_NOMEM;
+                e->open = no;
+                e->capopen = need;
+        }
+        e->nopen = 0;
+        for (uint32_t i = 0; i < e->conf.nshards; i++) {
+                size_t n = tt_shard_weeks(e->shards[i]);
+                for (size_t k = 0; k < n; k++) {
+                        int32_t w = tt_shard_week_at(e->shards[i], k);
+                        size_t j = 0;
+                        while (j < e->nopen && e->open[j] < w)
+                                j++;
+                        if (j < e->nopen && e->open[j] == w)
+                                continue;
+                        memmove(&e->open[j + 1], &e->open[j],
+                                (e->nopen - j) * sizeof(int32_t));
+                        e->open[j] = w;
+                        e->nopen++;
                 }
-        if (e->last_open == w)
-                e->last_open = NO_WEEK;
+        }
+        return TT_ERR_OK;
 }
 
 static int close_week(tt_engine *e, int32_t w) {
@@ -397,21 +455,28 @@ static int close_week(tt_engine *e, int32_t w) {
                 err = decide_streaks(e, wv);
         for (uint32_t i = 0; i < e->conf.nshards; i++)
                 tt_shard_drop(e->shards[i], w);
-        open_remove(e, w);
         e->st.weeks_closed++;
         return err;
+}
+
+/* The oldest week an event may still revise: the --retain-weeks newest
+ * weeks, counting back from the week that holds the watermark. */
+static int32_t oldest_retained(int64_t wm, int32_t retain) {
+        return wm == INT64_MIN ? NO_WEEK : tt_week_of(wm) - retain + 1;
 }
 
 /* Forgets closed weeks that no event can revise any more, keeping one
  * extra week for the prev_tokens and streak state of the oldest kept. */
 static void drop_old(tt_engine *e) {
-        if (e->watermark == INT64_MIN)
+        int64_t wm = atomic_load(&e->watermark);
+        if (wm == INT64_MIN)
                 return;
-        int32_t keep = tt_week_of(e->watermark) - e->conf.retain_weeks;
+        int32_t keep = oldest_retained(wm, e->conf.retain_weeks) - 1;
+        int32_t ct = atomic_load(&e->closed_through);
         size_t j = 0;
         for (size_t i = 0; i < e->nviews; i++) {
                 tt_weekview *wv = e->views[i];
-                if (wv->week < keep && wv->week <= e->closed_through)
+                if (wv->week < keep && wv->week <= ct)
                         tt_weekview_destroy(wv);
                 else
                         e->views[j++] = wv;
@@ -422,76 +487,83 @@ static void drop_old(tt_engine *e) {
 /* Closes, in week order, every open week up to and including target. */
 static int close_through(tt_engine *e, int32_t target) {
         int err = flush_revisions(e);
+        if (!err)
+                err = collect_open(e);
+        for (size_t i = 0; !err && i < e->nopen && e->open[i] <= target; i++)
+                err = close_week(e, e->open[i]);
         if (err)
                 return err;
-        while (e->nopen && e->open[0] <= target)
-                if ((err = close_week(e, e->open[0])))
-                        return err;
-        if (target > e->closed_through)
-                e->closed_through = target;
+        if (target > atomic_load(&e->closed_through))
+                atomic_store(&e->closed_through, target);
         drop_old(e);
         return TT_ERR_OK;
 }
 
+/* The week the watermark closes through, or NO_WEEK. */
+static int32_t close_target(const tt_engine *e, int64_t wm) {
+        if (wm == INT64_MIN)
+                return NO_WEEK;
+        return tt_week_of(wm - e->conf.grace_ms) - 1;
+}
+
 static int advance(tt_engine *e) {
-        if (e->watermark == INT64_MIN)
-                return TT_ERR_OK;
-        int32_t target = tt_week_of(e->watermark - e->conf.grace_ms) - 1;
-        if (target <= e->closed_through)
+        int32_t target = close_target(e, atomic_load(&e->watermark));
+        if (target <= atomic_load(&e->closed_through))
                 return TT_ERR_OK;
         return close_through(e, target);
 }
 
 /* ---- watermarks ------------------------------------------------------- */
 
-static void recompute_watermark(tt_engine *e) {
+static bool is_idle(const tt_engine *e, const partition *p, int64_t now) {
+        return e->conf.idle_timeout_ms > 0 &&
+               now - atomic_load_explicit(&p->last_activity, RELAXED) >=
+                   e->conf.idle_timeout_ms;
+}
+
+/* The watermark the partitions allow now (not yet applied). */
+static int64_t compute_watermark(const tt_engine *e, int64_t now) {
         int64_t lo = INT64_MAX, hi = INT64_MIN;
-        bool any_live = false;
+        bool any_active = false;
         for (int32_t i = 0; i < e->nparts; i++) {
                 const partition *p = &e->parts[i];
                 if (!p->live)
                         continue;
-                if (p->max_time > hi)
-                        hi = p->max_time;
-                if (p->idle)
+                int64_t m = atomic_load_explicit(&p->max_time, RELAXED);
+                if (m > hi)
+                        hi = m;
+                if (is_idle(e, p, now))
                         continue;
-                any_live = true;
-                if (p->max_time < lo)
-                        lo = p->max_time;
+                any_active = true;
+                if (m < lo)
+                        lo = m;
         }
         /* With every partition idle or finished, nothing holds the
          * watermark back but what was seen: it is the newest event. */
-        int64_t wm = any_live ? lo : hi;
-        if (!any_live && hi == INT64_MIN)
-                return;
-        if (wm > e->watermark)
-                e->watermark = wm;
+        int64_t wm = any_active ? lo : hi;
+        int64_t cur = atomic_load(&e->watermark);
+        return wm > cur ? wm : cur;
+}
+
+static void recompute_watermark(tt_engine *e) {
+        atomic_store(&e->watermark, compute_watermark(e, e->now));
 }
 
 static partition *part_get(tt_engine *e, int32_t pid, int64_t now) {
-        if (pid < 0)
+        if (pid < 0 || pid >= e->conf.max_partitions)
                 return NULL;
-        if (pid >= e->nparts) {
-                int32_t n = pid + 1;
-                partition *np = tt_realloc(e->parts, (size_t)n * sizeof(*np));
-                if (!np)
-                        return NULL;
-                for (int32_t i = e->nparts; i < n; i++)
-                        np[i] = (partition){false, false, INT64_MIN, now};
-                e->parts = np;
-                e->nparts = n;
-        }
         partition *p = &e->parts[pid];
         if (!p->live) {
                 p->live = true;
-                p->idle = false;
-                p->last_activity = now;
+                atomic_store_explicit(&p->last_activity, now, RELAXED);
+                if (pid >= e->nparts)
+                        e->nparts = pid + 1;
         }
         return p;
 }
 
 int tt_engine_partition_add(tt_engine *e, int32_t pid, int64_t now_ms) {
-        return part_get(e, pid, now_ms) ? TT_ERR_OK : TT_ERR_NOMEM;
+        return part_get(e, pid, now_ms) ? TT_ERR_OK : TT_ERR_INVAL;
 }
 
 int tt_engine_partition_remove(tt_engine *e, int32_t pid, int64_t now_ms) {
@@ -507,28 +579,6 @@ int tt_engine_partition_remove(tt_engine *e, int32_t pid, int64_t now_ms) {
 }
 
 /* ---- events ----------------------------------------------------------- */
-
-static int open_add(tt_engine *e, int32_t w) {
-        for (size_t i = 0; i < e->nopen; i++)
-                if (e->open[i] == w)
-                        return TT_ERR_OK;
-        if (e->nopen == e->capopen) {
-                size_t ncap = e->capopen ? e->capopen * 2 : 8;
-                int32_t *no = tt_realloc(e->open, ncap * sizeof(*no));
-                if (!no)
-                        return TT_ERR_NOMEM;
-                e->open = no;
-                e->capopen = ncap;
-        }
-        size_t i = e->nopen;
-        while (i > 0 && e->open[i - 1] > w) {
-                e->open[i] = e->open[i - 1];
-                i--;
-        }
-        e->open[i] = w;
-        e->nopen++;
-        return TT_ERR_OK;
-}
 
 /* Counts a late event straight into its closed week's view. */
 static tt_reason count_late(tt_engine *e, int32_t w, const tt_event *ev,
@@ -559,57 +609,118 @@ static tt_reason count_late(tt_engine *e, int32_t w, const tt_event *ev,
         return TT_REASON_NONE;
 }
 
-static tt_reason classify(tt_engine *e, int32_t pid, const tt_event *ev,
-                          int64_t now, char *detail, size_t size) {
+tt_reason tt_engine_check(const tt_engine *e, const tt_event *ev,
+                          int64_t now_ms, int32_t *week, bool *late,
+                          char *detail, size_t size) {
+        *late = false;
         tt_reason r = tt_event_validate(ev, detail, size);
         if (r != TT_REASON_NONE)
                 return r;
         if (e->conf.max_future_ms >= 0 &&
-            ev->event_time_ms > now + e->conf.max_future_ms) {
+            ev->event_time_ms > now_ms + e->conf.max_future_ms) {
                 snprintf(detail, size,
                          "event_time is %lld ms ahead of the clock (limit "
                          "%lld)",
-                         (long long)(ev->event_time_ms - now),
+                         (long long)(ev->event_time_ms - now_ms),
                          (long long)e->conf.max_future_ms);
                 return TT_REASON_FUTURE_TIME;
         }
         int32_t w = tt_week_of(ev->event_time_ms);
-        if (w <= e->closed_through) {
-                char name[16];
-                tt_week_name(w, name, sizeof(name));
-                int32_t oldest =
-                    e->watermark == INT64_MIN
-                        ? NO_WEEK
-                        : tt_week_of(e->watermark) - e->conf.retain_weeks + 1;
-                if (w < oldest) {
-                        snprintf(detail, size,
-                                 "week %s is older than the %d retained "
-                                 "weeks",
-                                 name, (int)e->conf.retain_weeks);
-                        return TT_REASON_TOO_LATE;
-                }
-                if (e->conf.late_dlq) {
-                        snprintf(detail, size, "week %s is already closed",
-                                 name);
-                        return TT_REASON_LATE;
-                }
-                return count_late(e, w, ev, detail, size);
-        }
-        if (w != e->last_open) {
-                if (open_add(e, w)) {
-                        snprintf(detail, size, "out of memory");
-                        return TT_REASON_KEY_LIMIT;
-                }
-                e->last_open = w;
-        }
-        tt_shard *s = e->shards[(uint32_t)pid % e->conf.nshards];
-        if (tt_shard_add(s, w, ev)) {
+        *week = w;
+        if (w > atomic_load_explicit(&e->closed_through, RELAXED))
+                return TT_REASON_NONE;
+        char name[16];
+        tt_week_name(w, name, sizeof(name));
+        int64_t wm = atomic_load_explicit(&e->watermark, RELAXED);
+        if (w < oldest_retained(wm, e->conf.retain_weeks)) {
                 snprintf(detail, size,
-                         "more than %u distinct models in one shard",
-                         (unsigned)e->conf.max_models);
-                return TT_REASON_KEY_LIMIT;
+                         "week %s is older than the %d retained weeks", name,
+                         (int)e->conf.retain_weeks);
+                return TT_REASON_TOO_LATE;
         }
+        if (e->conf.late_dlq) {
+                snprintf(detail, size, "week %s is already closed", name);
+                return TT_REASON_LATE;
+        }
+        *late = true;
         return TT_REASON_NONE;
+}
+
+int tt_engine_count(tt_engine *e, uint32_t shard, int32_t week,
+                    const tt_event *ev) {
+        return tt_shard_add(e->shards[shard % e->conf.nshards], week, ev);
+}
+
+void tt_engine_seen(tt_engine *e, int32_t pid, int64_t event_time,
+                    int64_t now_ms) {
+        if (pid < 0 || pid >= e->conf.max_partitions)
+                return;
+        partition *p = &e->parts[pid];
+        if (event_time > atomic_load_explicit(&p->max_time, RELAXED))
+                atomic_store_explicit(&p->max_time, event_time, RELAXED);
+        atomic_store_explicit(&p->last_activity, now_ms, RELAXED);
+}
+
+int tt_engine_queue_late(tt_engine *e, const tt_event *ev) {
+        pthread_mutex_lock(&e->late_mu);
+        int err = TT_ERR_OK;
+        if (e->nlate == e->caplate) {
+                size_t ncap = e->caplate ? e->caplate * 2 : 64;
+                late_ev *nl = tt_realloc(e->late, ncap * sizeof(*nl));
+                if (!nl) {
+                        err = TT_ERR_NOMEM;
+                        goto out;
+                }
+                e->late = nl;
+                e->caplate = ncap;
+        }
+        late_ev *l = &e->late[e->nlate];
+        l->ev = *ev;
+        l->model_off = e->late_arena.len;
+        if ((err = tt_buf_append(&e->late_arena, ev->model.ptr, ev->model.len)))
+                goto out;
+        l->ev.request_id = l->ev.provider = TT_STR_NULL;
+        if (ev->origin.ptr)
+                memcpy(l->origin, ev->origin.ptr, 2);
+        e->nlate++;
+out:
+        pthread_mutex_unlock(&e->late_mu);
+        return err;
+}
+
+/* Counts the queued late events (coordinator, workers paused). */
+static int apply_late(tt_engine *e) {
+        char detail[128];
+        int32_t keep =
+            oldest_retained(atomic_load(&e->watermark), e->conf.retain_weeks) -
+            1;
+        for (size_t i = 0; i < e->nlate; i++) {
+                late_ev *l = &e->late[i];
+                l->ev.model.ptr =
+                    (const char *)e->late_arena.data + l->model_off;
+                if (l->ev.origin.ptr)
+                        l->ev.origin.ptr = l->origin;
+                int32_t w = tt_week_of(l->ev.event_time_ms);
+                /* Checked against retention when queued; if the watermark
+                 * has since moved so far that the week's view is gone, it
+                 * can no longer be revised correctly. */
+                if (w < keep) {
+                        e->st.late_lost++;
+                        continue;
+                }
+                if (count_late(e, w, &l->ev, detail, sizeof(detail)))
+                        e->st.late_lost++;
+        }
+        e->nlate = 0;
+        tt_buf_reset(&e->late_arena);
+        return TT_ERR_OK;
+}
+
+bool tt_engine_sync_due(tt_engine *e, int64_t now_ms) {
+        if (e->nlate)
+                return true;
+        int64_t wm = compute_watermark(e, now_ms);
+        return close_target(e, wm) > atomic_load(&e->closed_through);
 }
 
 tt_reason tt_engine_offer(tt_engine *e, int32_t pid, const tt_event *ev,
@@ -618,45 +729,49 @@ tt_reason tt_engine_offer(tt_engine *e, int32_t pid, const tt_event *ev,
         partition *p = part_get(e, pid, now_ms);
         if (!p) {
                 snprintf(detail, detail_size, "bad partition %d", (int)pid);
-                e->err = e->err ? e->err : TT_ERR_NOMEM;
+                e->st.dead[TT_REASON_KEY_LIMIT]++;
+                e->st.dead_total++;
                 return TT_REASON_KEY_LIMIT;
         }
-        tt_reason r = classify(e, pid, ev, now_ms, detail, detail_size);
+        int32_t w = 0;
+        bool late;
+        tt_reason r =
+            tt_engine_check(e, ev, now_ms, &w, &late, detail, detail_size);
+        if (r == TT_REASON_NONE) {
+                if (late)
+                        r = count_late(e, w, ev, detail, detail_size);
+                else if (tt_engine_count(e, (uint32_t)pid, w, ev)) {
+                        snprintf(detail, detail_size,
+                                 "more than %u distinct models in one shard",
+                                 (unsigned)e->conf.max_models);
+                        r = TT_REASON_KEY_LIMIT;
+                }
+        }
         if (r != TT_REASON_NONE) {
                 e->st.dead[r]++;
                 e->st.dead_total++;
                 return r;
         }
         e->st.accepted++;
-        p->last_activity = now_ms;
-        bool was_idle = p->idle;
-        p->idle = false;
-        if (ev->event_time_ms > p->max_time) {
-                /* Only a partition at the watermark can move it. */
-                bool at_wm = p->max_time <= e->watermark || was_idle;
-                p->max_time = ev->event_time_ms;
-                if (at_wm || e->watermark == INT64_MIN) {
-                        recompute_watermark(e);
-                        int err = advance(e);
-                        if (err && !e->err)
-                                e->err = err;
-                }
+        int64_t old = atomic_load_explicit(&p->max_time, RELAXED);
+        tt_engine_seen(e, pid, ev->event_time_ms, now_ms);
+        /* Only a partition at (or below) the watermark can move it. */
+        if (ev->event_time_ms > old &&
+            old <= atomic_load_explicit(&e->watermark, RELAXED)) {
+                recompute_watermark(e);
+                int err = advance(e);
+                if (err && !e->err)
+                        e->err = err;
         }
         return TT_REASON_NONE;
 }
 
 int tt_engine_tick(tt_engine *e, int64_t now_ms) {
         e->now = now_ms;
-        if (e->conf.idle_timeout_ms > 0)
-                for (int32_t i = 0; i < e->nparts; i++) {
-                        partition *p = &e->parts[i];
-                        if (p->live && !p->idle &&
-                            now_ms - p->last_activity >=
-                                e->conf.idle_timeout_ms)
-                                p->idle = true;
-                }
+        int err = apply_late(e);
         recompute_watermark(e);
-        int err = advance(e);
+        if (!err)
+                err = advance(e);
         if (!err)
                 err = flush_revisions(e);
         if (err && !e->err)
@@ -674,7 +789,7 @@ int tt_engine_flush(tt_engine *e, int64_t now_ms) {
 
 int tt_engine_emit_provisional(tt_engine *e, int64_t now_ms) {
         e->now = now_ms;
-        int err = TT_ERR_OK;
+        int err = collect_open(e);
         for (size_t i = 0; i < e->nopen && !err; i++) {
                 tt_weekview *wv = view_get(e, e->open[i]);
                 if (!wv) {
@@ -692,11 +807,12 @@ int tt_engine_emit_provisional(tt_engine *e, int64_t now_ms) {
 
 int tt_engine_close_all(tt_engine *e, int64_t now_ms) {
         e->now = now_ms;
-        int err = TT_ERR_OK;
-        if (e->nopen)
-                err = close_through(e, e->open[e->nopen - 1]);
-        else
-                err = flush_revisions(e);
+        int err = apply_late(e);
+        if (!err)
+                err = collect_open(e);
+        if (!err)
+                err = e->nopen ? close_through(e, e->open[e->nopen - 1])
+                               : flush_revisions(e);
         if (err && !e->err)
                 e->err = err;
         return err;
@@ -707,15 +823,22 @@ int tt_engine_error(const tt_engine *e) {
 }
 
 int64_t tt_engine_watermark(const tt_engine *e) {
-        return e->watermark;
+        return atomic_load(&((tt_engine *)e)->watermark);
+}
+
+int32_t tt_engine_closed_through(const tt_engine *e) {
+        return atomic_load(&((tt_engine *)e)->closed_through);
 }
 
 void tt_engine_get_stats(const tt_engine *e, tt_engine_stats *st) {
         *st = e->st;
-        st->open_weeks = (int32_t)e->nopen;
-        int32_t closed = 0;
+        int32_t open = 0;
+        for (uint32_t i = 0; i < e->conf.nshards; i++)
+                open += (int32_t)tt_shard_weeks(e->shards[i]);
+        st->open_weeks = open;
+        int32_t closed = 0, ct = atomic_load(&((tt_engine *)e)->closed_through);
         for (size_t i = 0; i < e->nviews; i++)
-                if (e->views[i]->week <= e->closed_through)
+                if (e->views[i]->week <= ct)
                         closed++;
         st->closed_weeks_held = closed;
 }

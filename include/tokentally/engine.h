@@ -30,8 +30,9 @@ typedef struct tt_engine_conf {
         const tt_origin_map *origins; /* borrowed; must outlive the engine */
         const char *const *rules;     /* streak rules; NULL: the defaults */
         size_t nrules;
-        uint32_t nshards;    /* default 1 */
-        uint32_t max_models; /* distinct models per shard, default 65536 */
+        uint32_t nshards;       /* default 1 */
+        uint32_t max_models;    /* distinct models per shard, default 65536 */
+        int32_t max_partitions; /* partition ids < this, default 4096 */
 } tt_engine_conf;
 
 void tt_engine_conf_defaults(tt_engine_conf *conf);
@@ -41,6 +42,8 @@ typedef struct tt_engine_stats {
         uint64_t dead[TT_REASON__COUNT];
         uint64_t dead_total;
         uint64_t late_revised; /* late events counted into closed weeks */
+        uint64_t late_lost;    /* queued late events whose week was dropped
+                                  before the coordinator got to them */
         uint64_t weeks_closed;
         uint64_t rows[3]; /* by tt_status */
         uint64_t streaks; /* StreakChange records */
@@ -79,6 +82,34 @@ int tt_engine_flush(tt_engine *e, int64_t now_ms);
 int tt_engine_emit_provisional(tt_engine *e, int64_t now_ms);
 /* Closes every open week in order (end of input). */
 int tt_engine_close_all(tt_engine *e, int64_t now_ms);
+
+/* ---- worker mode -----------------------------------------------------
+ * Worker threads each own some partitions and one shard. Per event, without
+ * a lock: tt_engine_check, then tt_engine_count (on time) or
+ * tt_engine_queue_late (late, to revise), then tt_engine_seen. The
+ * coordinator polls tt_engine_sync_due and, with every worker paused
+ * between batches, calls tt_engine_tick / emit_provisional / close_all. */
+
+/* Validates ev and classifies it against the closed weeks: TT_REASON_NONE
+ * with *week set, and *late when it belongs to a closed week that is to
+ * be revised; else the dead-letter reason. Reads engine state with atomic
+ * loads only: safe while the coordinator is not ticking. */
+tt_reason tt_engine_check(const tt_engine *e, const tt_event *ev,
+                          int64_t now_ms, int32_t *week, bool *late,
+                          char *detail, size_t detail_size);
+/* Counts an on-time event into shard (owned by the calling worker).
+ * TT_ERR_LIMIT: the shard's model limit (dead letter key_limit). */
+int tt_engine_count(tt_engine *e, uint32_t shard, int32_t week,
+                    const tt_event *ev);
+/* Records that partition pid (owned by the caller) saw event_time. */
+void tt_engine_seen(tt_engine *e, int32_t pid, int64_t event_time,
+                    int64_t now_ms);
+/* Queues a late event for the next tick (copies what it needs). */
+int tt_engine_queue_late(tt_engine *e, const tt_event *ev);
+/* True when a tick would close a week or count queued late events. */
+bool tt_engine_sync_due(tt_engine *e, int64_t now_ms);
+/* The newest closed week index (INT32_MIN before any). */
+int32_t tt_engine_closed_through(const tt_engine *e);
 
 /* The first sink error, or 0. */
 int tt_engine_error(const tt_engine *e);
