@@ -52,7 +52,7 @@ const tt_opt_def tt_opt_defs[] = {
     {"brokers", 0, TT_OPT_STR, "localhost:9092", NULL, 0, 0, R | P | G | T,
      "Kafka bootstrap servers"},
     {"group", 0, TT_OPT_STR, "tokentally", NULL, 0, 0, R, "consumer group"},
-    {"input-topic", 0, TT_OPT_STR, "token-usage.events", NULL, 0, 0, R | G,
+    {"input-topic", 0, TT_OPT_STR, "token-usage.events", NULL, 0, 0, R | G | D,
      "topic of TokenEvents"},
     {"rollups-topic", 0, TT_OPT_STR, "token-usage.rollups", NULL, 0, 0,
      R | P | D, "topic of WeeklyRollups"},

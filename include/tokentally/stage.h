@@ -1,0 +1,80 @@
+/* The Kafka stage (`tokentally run`, SPEC §7): one consumer group member,
+ * worker threads that each own some input partitions and one shard of the
+ * counters, and a coordinator (the calling thread) that serves rebalances,
+ * closes weeks with the workers paused, emits PROVISIONAL rows and commits
+ * offsets.
+ *
+ * What a commit means (no durable state yet): the committed offset of a
+ * partition is the first offset that still matters for a week the engine
+ * can still change (any week within --retain-weeks of the watermark), and
+ * every output of the events before it has been delivered. A restarted
+ * stage re-reads from there, recounts those weeks and re-emits their rows
+ * (same content; the latest record per key stays exact), and skips
+ * re-read events of older weeks, whose effects were delivered; the commit
+ * metadata ("tokentally:v1:oldest=2026-W03") tells it where that line is. */
+#ifndef TT_STAGE_H
+#define TT_STAGE_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokentally/engine.h"
+#include "tokentally/kafka_out.h"
+
+typedef enum tt_input_format {
+        TT_IN_AVRO,     /* Confluent framing + Avro body */
+        TT_IN_AVRO_RAW, /* Avro body only */
+        TT_IN_JSON,
+} tt_input_format;
+
+typedef struct tt_stage_conf {
+        const char *brokers;
+        const char *group;
+        const char *topic;
+        tt_input_format format;
+        const char *const *props; /* -X key=value */
+        size_t nprops;
+        int workers;
+        bool from_beginning;
+        bool has_from_timestamp;
+        int64_t from_timestamp;
+        bool close_at_eof;
+        int64_t emit_interval_ms; /* 0 = never */
+        int64_t commit_interval_ms;
+        tt_engine_conf engine; /* nshards is set to workers */
+        tt_kafka_out *out;     /* borrowed: outputs and dead letters */
+        /* Extra sink called with every rollup/streak after the producer
+         * (demo's leaderboard); may be NULL. */
+        const tt_sink *tee;
+        void *tee_opaque;
+} tt_stage_conf;
+
+typedef struct tt_stage_stats {
+        uint64_t messages;
+        uint64_t accepted;
+        uint64_t dead_letters;
+        uint64_t dead[TT_REASON__COUNT];
+        uint64_t skipped_replayed; /* re-read after restart, already final */
+        uint64_t commits;
+        tt_engine_stats engine;
+        double seconds;
+} tt_stage_stats;
+
+/* Runs until *stop becomes non-zero (SIGTERM/SIGINT), or with close_at_eof
+ * until every assigned partition is at its end. Either way: closes what
+ * the mode says, flushes outputs, commits, leaves the group, returns 0.
+ * A tt_err with a one-line reason on failure (broker unreachable for
+ * good, delivery failed, bad -X property). */
+int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
+                 tt_stage_stats *stats, char *errstr, size_t errsize);
+
+/* Fills sc from parsed options (run and demo share them). su receives the
+ * engine set-up and must be freed with tt_setup_free. */
+#include "tokentally/options.h"
+#include "tokentally/setup.h"
+int tt_stage_conf_from_opts(tt_stage_conf *sc, tt_setup *su, const tt_opts *o,
+                            unsigned cmd, char *errstr, size_t errsize);
+
+#endif
