@@ -14,6 +14,7 @@
 #include "tokentally/cli.h"
 #include "tokentally/err.h"
 #include "tokentally/gen.h"
+#include "tokentally/gen_kafka.h"
 #include "tokentally/json_event.h"
 #include "tokentally/ocf.h"
 #include "tokentally/options.h"
@@ -222,12 +223,17 @@ int tt_cmd_gen(int argc, char **argv) {
         const char *format = tt_opts_str(opts, "format");
         const char *why = NULL;
         out_kind kind = OUT_JSONL;
+        bool to_kafka = tt_opts_given(opts, "brokers");
         if (tt_opts_npos(opts) > 0)
                 why = "unexpected argument (the output goes to --out FILE)";
+        else if (to_kafka && path)
+                why = "--out and --brokers exclude each other";
+        else if (to_kafka)
+                kind =
+                    format && !strcmp(format, "jsonl") ? OUT_JSONL : OUT_AVRO;
         else if (!path)
-                why = "--out FILE or --out - (standard output) is required; "
-                      "gen writes no Kafka topic itself (pipe --out - into "
-                      "a producer such as kcat)";
+                why = "--out FILE, --out - (standard output) or --brokers "
+                      "HOST:PORT (the --input-topic) is required";
         else
                 why = pick_kind(format, path, &kind);
         if (!why && kind != OUT_AVRO && tt_opts_given(opts, "codec"))
@@ -248,6 +254,28 @@ int tt_cmd_gen(int argc, char **argv) {
         /* Bad values are option errors: find them before creating a file. */
         if (tt_gen_check(&conf, errstr, sizeof(errstr))) {
                 fprintf(stderr, "tokentally gen: %s\n", errstr);
+                goto done;
+        }
+
+        if (to_kafka) {
+                size_t nprops;
+                const char *const *props = tt_opts_list(opts, "X", &nprops);
+                tt_gen_kafka_conf kc = {
+                    .brokers = tt_opts_str(opts, "brokers"),
+                    .topic = tt_opts_str(opts, "input-topic"),
+                    .json = kind == OUT_JSONL,
+                    .props = props,
+                    .nprops = nprops,
+                };
+                uint64_t n;
+                if (tt_gen_to_kafka(&conf, &kc, &n, errstr, sizeof(errstr))) {
+                        fprintf(stderr, "tokentally gen: %s\n", errstr);
+                        rc = 1;
+                        goto done;
+                }
+                fprintf(stderr, "gen: %llu records delivered to %s\n",
+                        (unsigned long long)n, kc.topic);
+                rc = 0;
                 goto done;
         }
 
