@@ -9,6 +9,8 @@ static const struct {
         int (*fn)(int, char **);
         const char *what;
 } commands[] = {
+    {"run", tt_cmd_run, "the Kafka stage"},
+    {"demo", tt_cmd_demo, "the Kafka stage on an embedded cluster"},
     {"replay", tt_cmd_replay, "replay event files through the engine"},
     {"gen", tt_cmd_gen, "generate a synthetic event history"},
 };

@@ -5,7 +5,7 @@ set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       librdkafka-dev libavro-dev libjemalloc-dev check libsubunit-dev
       libdeflate-dev libsnappy-dev zlib1g-dev
-      python3 python3-avro kcat clang-format)
+      python3 python3-avro python3-confluent-kafka kcat clang-format)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

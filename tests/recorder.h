@@ -32,14 +32,14 @@ typedef struct recorder {
         size_t norder;
 } recorder;
 
-static void cpy(char *dst, size_t size, tt_str s) {
+static inline void cpy(char *dst, size_t size, tt_str s) {
         size_t n = s.ptr ? (s.len < size - 1 ? s.len : size - 1) : 0;
         if (n)
                 memcpy(dst, s.ptr, n);
         dst[n] = '\0';
 }
 
-static int rec_rollup(void *opaque, const tt_rollup *r) {
+static inline int rec_rollup(void *opaque, const tt_rollup *r) {
         recorder *rc = opaque;
         if (rc->nrows == rc->caprows) {
                 rc->caprows = rc->caprows ? rc->caprows * 2 : 256;
@@ -56,7 +56,7 @@ static int rec_rollup(void *opaque, const tt_rollup *r) {
         return 0;
 }
 
-static int rec_streak_fn(void *opaque, const tt_streak_change *s) {
+static inline int rec_streak_fn(void *opaque, const tt_streak_change *s) {
         recorder *rc = opaque;
         if (rc->nstreaks == rc->capstreaks) {
                 rc->capstreaks = rc->capstreaks ? rc->capstreaks * 2 : 64;
@@ -80,15 +80,15 @@ static int rec_streak_fn(void *opaque, const tt_streak_change *s) {
 
 static const tt_sink recorder_sink = {rec_rollup, rec_streak_fn};
 
-static void recorder_free(recorder *rc) {
+static inline void recorder_free(recorder *rc) {
         free(rc->rows);
         free(rc->streaks);
         memset(rc, 0, sizeof(*rc));
 }
 
 /* The latest row of (week, dim, key), or NULL. */
-static const rec_row *latest(const recorder *rc, const char *week, tt_dim dim,
-                             const char *key) {
+static inline const rec_row *latest(const recorder *rc, const char *week,
+                                    tt_dim dim, const char *key) {
         for (size_t i = rc->nrows; i-- > 0;)
                 if (!strcmp(rc->rows[i].r.week, week) &&
                     rc->rows[i].r.dimension == dim &&
@@ -98,8 +98,8 @@ static const rec_row *latest(const recorder *rc, const char *week, tt_dim dim,
 }
 
 /* The latest streak record of (rule, week), or NULL. */
-static const rec_streak *latest_streak(const recorder *rc, const char *rule,
-                                       const char *week) {
+static inline const rec_streak *
+latest_streak(const recorder *rc, const char *rule, const char *week) {
         for (size_t i = rc->nstreaks; i-- > 0;)
                 if (!strcmp(rc->streaks[i].rule, rule) &&
                     !strcmp(rc->streaks[i].s.week, week))
@@ -107,8 +107,8 @@ static const rec_streak *latest_streak(const recorder *rc, const char *rule,
         return NULL;
 }
 
-static tt_event mkev(const char *model, const char *origin, int64_t t,
-                     int64_t prompt, int64_t completion) {
+static inline tt_event mkev(const char *model, const char *origin, int64_t t,
+                            int64_t prompt, int64_t completion) {
         tt_event ev;
         memset(&ev, 0, sizeof(ev));
         ev.request_id = (tt_str){"r", 1};

@@ -18,7 +18,7 @@ cmake --build build-asan -j "$jobs"
 (cd build-asan &&
   ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-  ctest --output-on-failure -j "$jobs" -L unit)
+  ctest --output-on-failure -j "$jobs" -L "unit|mock")
 
 # Formatting is part of the build's contract.
 if ! git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror; then

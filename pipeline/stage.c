@@ -1,0 +1,714 @@
+/* The Kafka stage: a consumer group member whose partitions are spread over
+ * worker threads (partition p -> worker p % N, through librdkafka's
+ * per-partition queues forwarded to one queue per worker). Workers decode,
+ * check and count their own partitions' events into their own shard with no
+ * lock. The coordinator (the caller's thread) serves rebalances, and pauses
+ * the workers between their batches whenever shards must be read: to close
+ * weeks, emit PROVISIONAL rows, or compute what to commit. See stage.h for
+ * what a commit promises. */
+#include "tokentally/stage.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "tokentally/avro_event.h"
+#include "tokentally/err.h"
+#include "tokentally/framing.h"
+#include "tokentally/json_event.h"
+#include "tokentally/mem.h"
+#include "tokentally/week.h"
+
+#define BATCH 1024
+#define TRACKED_WEEKS 32
+#define DETAIL_MAX 200
+#define META_PREFIX "tokentally:v1:oldest="
+
+/* Per input partition; fields marked (w) belong to the owning worker and
+ * are read by the coordinator only while workers are paused. */
+typedef struct wkoff {
+        int32_t week;
+        int64_t off; /* smallest offset of an event counted in week */
+} wkoff;
+
+typedef struct ppart {
+        bool assigned;              /* coordinator */
+        int64_t next_offset;        /* (w) -1: nothing consumed yet */
+        _Atomic bool eof;           /* (w) at the end of the partition */
+        wkoff weeks[TRACKED_WEEKS]; /* (w) */
+        int nweeks;                 /* (w) */
+} ppart;
+
+typedef struct worker {
+        struct stage *st;
+        int id;
+        pthread_t th;
+        bool started;
+        rd_kafka_queue_t *q;
+        tt_json_dec *jd;
+        /* counters, read by the coordinator while paused */
+        uint64_t messages, accepted, skipped, dead[TT_REASON__COUNT];
+} worker;
+
+typedef struct stage {
+        const tt_stage_conf *conf;
+        rd_kafka_t *rk;
+        tt_engine *e;
+        tt_avro_dec *adec;
+        worker *w;
+        int nw;
+        ppart *parts;
+        int32_t nparts;
+        tt_sink sink;
+
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        _Atomic bool pause;
+        int paused;
+        _Atomic bool quit;
+
+        /* After a restart: events of weeks before this are already final. */
+        _Atomic int32_t skip_below;
+        bool first_assign_done;
+        bool assigned_any;
+        _Atomic int err;
+        char errmsg[256];
+        uint64_t commits;
+} stage;
+
+static int64_t wall_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static double mono_s(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void fail(stage *st, int err, const char *fmt, const char *arg) {
+        int expected = 0;
+        if (atomic_compare_exchange_strong(&st->err, &expected, err))
+                snprintf(st->errmsg, sizeof(st->errmsg), fmt, arg);
+        atomic_store(&st->quit, true);
+}
+
+/* ---- sinks ------------------------------------------------------------ */
+
+static int sink_rollup(void *opaque, const tt_rollup *r) {
+        stage *st = opaque;
+        int err = tt_kafka_out_rollup(st->conf->out, r);
+        if (!err && st->conf->tee)
+                err = st->conf->tee->rollup(st->conf->tee_opaque, r);
+        return err;
+}
+
+static int sink_streak(void *opaque, const tt_streak_change *s) {
+        stage *st = opaque;
+        int err = tt_kafka_out_streak(st->conf->out, s);
+        if (!err && st->conf->tee)
+                err = st->conf->tee->streak(st->conf->tee_opaque, s);
+        return err;
+}
+
+/* ---- workers ---------------------------------------------------------- */
+
+static void track(ppart *pp, int32_t week, int64_t off) {
+        for (int i = 0; i < pp->nweeks; i++)
+                if (pp->weeks[i].week == week) {
+                        if (off < pp->weeks[i].off)
+                                pp->weeks[i].off = off;
+                        return;
+                }
+        if (pp->nweeks == TRACKED_WEEKS) {
+                /* Full: fold the oldest week into the next oldest. The
+                 * merged entry keeps the smaller offset under the newer
+                 * week, so commits stay conservative. */
+                int a = 0, b = -1;
+                for (int i = 1; i < pp->nweeks; i++)
+                        if (pp->weeks[i].week < pp->weeks[a].week)
+                                a = i;
+                for (int i = 0; i < pp->nweeks; i++)
+                        if (i != a &&
+                            (b < 0 || pp->weeks[i].week < pp->weeks[b].week))
+                                b = i;
+                if (pp->weeks[a].off < pp->weeks[b].off)
+                        pp->weeks[b].off = pp->weeks[a].off;
+                pp->weeks[a] = pp->weeks[--pp->nweeks];
+        }
+        pp->weeks[pp->nweeks++] = (wkoff){week, off};
+}
+
+static void dead(worker *w, const rd_kafka_message_t *m, tt_reason why,
+                 const char *detail) {
+        stage *st = w->st;
+        w->dead[why]++;
+        int err = tt_kafka_out_dead_letter(
+            st->conf->out, why, detail, rd_kafka_topic_name(m->rkt),
+            m->partition, m->offset, m->key, m->key_len, m->payload, m->len);
+        if (err) {
+                char why_s[256];
+                tt_kafka_out_error(st->conf->out, why_s, sizeof(why_s));
+                fail(st, err, "dead-letter delivery failed: %s", why_s);
+        }
+}
+
+static tt_reason decode(worker *w, const rd_kafka_message_t *m, tt_event *ev,
+                        char *detail, size_t size) {
+        const tt_stage_conf *c = w->st->conf;
+        if (!m->payload) {
+                snprintf(detail, size, "message has no value");
+                return TT_REASON_MALFORMED;
+        }
+        if (c->format == TT_IN_JSON)
+                return tt_json_decode_event(w->jd, m->payload, m->len, ev,
+                                            detail, size);
+        const uint8_t *body = m->payload;
+        size_t len = m->len;
+        if (c->format == TT_IN_AVRO) {
+                int32_t id;
+                if (tt_confluent_parse(m->payload, m->len, &id, &body, &len,
+                                       detail, size))
+                        return TT_REASON_MALFORMED;
+        }
+        size_t used = 0;
+        tt_reason r = tt_avro_decode_event(w->st->adec, body, len, &used, ev,
+                                           detail, size);
+        if (r == TT_REASON_NONE && used != len) {
+                snprintf(detail, size, "%zu bytes after the Avro record",
+                         len - used);
+                return TT_REASON_MALFORMED;
+        }
+        return r;
+}
+
+static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
+        stage *st = w->st;
+        if (m->partition < 0 || m->partition >= st->nparts)
+                return;
+        ppart *pp = &st->parts[m->partition];
+        if (m->err) {
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        pp->next_offset = m->offset;
+                        atomic_store(&pp->eof, true);
+                }
+                return;
+        }
+        atomic_store_explicit(&pp->eof, false, memory_order_relaxed);
+        pp->next_offset = m->offset + 1;
+        w->messages++;
+        tt_event ev;
+        char detail[DETAIL_MAX];
+        memset(&ev, 0, sizeof(ev));
+        tt_reason r = decode(w, m, &ev, detail, sizeof(detail));
+        if (r != TT_REASON_NONE) {
+                dead(w, m, r, detail);
+                return;
+        }
+        int32_t week = 0;
+        bool late = false;
+        r = tt_engine_check(st->e, &ev, now, &week, &late, detail,
+                            sizeof(detail));
+        if (r == TT_REASON_NONE &&
+            week <
+                atomic_load_explicit(&st->skip_below, memory_order_relaxed)) {
+                /* Re-read after a restart: its week was final before. */
+                w->skipped++;
+                return;
+        }
+        if (r == TT_REASON_NONE) {
+                if (late) {
+                        if (tt_engine_queue_late(st->e, &ev)) {
+                                snprintf(detail, sizeof(detail),
+                                         "out of memory queueing a late "
+                                         "event");
+                                r = TT_REASON_KEY_LIMIT;
+                        }
+                } else if (tt_engine_count(st->e, (uint32_t)w->id, week, &ev)) {
+                        snprintf(detail, sizeof(detail),
+                                 "more than the distinct models one shard "
+                                 "holds");
+                        r = TT_REASON_KEY_LIMIT;
+                }
+        }
+        if (r != TT_REASON_NONE) {
+                dead(w, m, r, detail);
+                return;
+        }
+        w->accepted++;
+        track(pp, week, m->offset);
+        tt_engine_seen(st->e, m->partition, ev.event_time_ms, now);
+}
+
+static void *worker_main(void *arg) {
+        worker *w = arg;
+        stage *st = w->st;
+        rd_kafka_message_t *msgs[BATCH];
+        while (!atomic_load(&st->quit)) {
+                if (atomic_load(&st->pause)) {
+                        pthread_mutex_lock(&st->mu);
+                        st->paused++;
+                        pthread_cond_broadcast(&st->cv);
+                        while (atomic_load(&st->pause) &&
+                               !atomic_load(&st->quit))
+                                pthread_cond_wait(&st->cv, &st->mu);
+                        st->paused--;
+                        pthread_mutex_unlock(&st->mu);
+                        continue;
+                }
+                ssize_t n =
+                    rd_kafka_consume_batch_queue(w->q, 100, msgs, BATCH);
+                int64_t now = wall_ms();
+                for (ssize_t i = 0; i < n; i++) {
+                        handle(w, msgs[i], now);
+                        rd_kafka_message_destroy(msgs[i]);
+                }
+        }
+        return NULL;
+}
+
+/* Stops every worker between two batches; they wait until resume(). */
+static void pause_workers(stage *st) {
+        pthread_mutex_lock(&st->mu);
+        atomic_store(&st->pause, true);
+        for (int i = 0; i < st->nw; i++)
+                rd_kafka_queue_yield(st->w[i].q);
+        while (st->paused < st->nw && !atomic_load(&st->quit))
+                pthread_cond_wait(&st->cv, &st->mu);
+        pthread_mutex_unlock(&st->mu);
+}
+
+static void resume_workers(stage *st) {
+        pthread_mutex_lock(&st->mu);
+        atomic_store(&st->pause, false);
+        pthread_cond_broadcast(&st->cv);
+        pthread_mutex_unlock(&st->mu);
+}
+
+/* ---- offsets ---------------------------------------------------------- */
+
+static int32_t oldest_kept(const stage *st) {
+        int64_t wm = tt_engine_watermark(st->e);
+        if (wm == INT64_MIN)
+                return INT32_MIN;
+        return tt_week_of(wm) - st->conf->engine.retain_weeks + 1;
+}
+
+/* The offsets to commit for the partitions in list (or every assigned
+ * one when list is NULL), with workers paused. Returns a new list. */
+static rd_kafka_topic_partition_list_t *
+commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only) {
+        int32_t keep = oldest_kept(st);
+        char meta[64] = "";
+        if (keep != INT32_MIN) {
+                char name[16];
+                tt_week_name(keep, name, sizeof(name));
+                snprintf(meta, sizeof(meta), META_PREFIX "%s", name);
+        }
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(16);
+        for (int32_t p = 0; p < st->nparts; p++) {
+                ppart *pp = &st->parts[p];
+                if (!pp->assigned || pp->next_offset < 0)
+                        continue;
+                if (only && !rd_kafka_topic_partition_list_find(
+                                only, st->conf->topic, p))
+                        continue;
+                int64_t c = pp->next_offset;
+                int j = 0;
+                for (int i = 0; i < pp->nweeks; i++) {
+                        if (pp->weeks[i].week < keep)
+                                continue; /* final for good: forget it */
+                        if (pp->weeks[i].off < c)
+                                c = pp->weeks[i].off;
+                        pp->weeks[j++] = pp->weeks[i];
+                }
+                pp->nweeks = j;
+                rd_kafka_topic_partition_t *t =
+                    rd_kafka_topic_partition_list_add(l, st->conf->topic, p);
+                t->offset = c;
+                if (meta[0]) {
+                        t->metadata = strdup(meta);
+                        t->metadata_size = strlen(meta);
+                }
+        }
+        return l;
+}
+
+/* Flushes every output, then commits l (owned). */
+static int commit(stage *st, rd_kafka_topic_partition_list_t *l) {
+        char why[256];
+        int err = TT_ERR_OK;
+        if (l->cnt == 0)
+                goto out;
+        if ((err =
+                 tt_kafka_out_flush(st->conf->out, 60000, why, sizeof(why)))) {
+                fail(st, err, "output delivery failed: %s", why);
+                goto out;
+        }
+        rd_kafka_resp_err_t kerr = rd_kafka_commit(st->rk, l, 0);
+        if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+                /* Not fatal: the next commit covers it; a restart re-reads
+                 * a little more. */
+                err = TT_ERR_KAFKA;
+        } else {
+                st->commits++;
+        }
+out:
+        rd_kafka_topic_partition_list_destroy(l);
+        return err;
+}
+
+/* ---- rebalances ------------------------------------------------------- */
+
+static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
+        int64_t now = wall_ms();
+        for (int i = 0; i < parts->cnt; i++) {
+                rd_kafka_topic_partition_t *t = &parts->elems[i];
+                if (t->partition < 0 || t->partition >= st->nparts)
+                        continue;
+                rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(
+                    st->rk, t->topic, t->partition);
+                if (pq) {
+                        rd_kafka_queue_forward(pq,
+                                               st->w[t->partition % st->nw].q);
+                        rd_kafka_queue_destroy(pq);
+                }
+                ppart *pp = &st->parts[t->partition];
+                pp->assigned = true;
+                pp->next_offset = -1;
+                pp->nweeks = 0;
+                atomic_store(&pp->eof, false);
+                tt_engine_partition_add(st->e, t->partition, now);
+        }
+        /* Where an earlier run's committed weeks end (see stage.h). */
+        rd_kafka_topic_partition_list_t *c =
+            rd_kafka_topic_partition_list_copy(parts);
+        if (!rd_kafka_committed(st->rk, c, 10000)) {
+                for (int i = 0; i < c->cnt; i++) {
+                        const rd_kafka_topic_partition_t *t = &c->elems[i];
+                        size_t n = strlen(META_PREFIX);
+                        int32_t w;
+                        char name[16];
+                        if (!t->metadata || t->metadata_size <= n ||
+                            t->metadata_size - n >= sizeof(name) ||
+                            memcmp(t->metadata, META_PREFIX, n))
+                                continue;
+                        memcpy(name, (const char *)t->metadata + n,
+                               t->metadata_size - n);
+                        name[t->metadata_size - n] = '\0';
+                        if (!tt_week_parse(name, &w) &&
+                            w > atomic_load(&st->skip_below) &&
+                            !st->conf->from_beginning &&
+                            !st->conf->has_from_timestamp)
+                                atomic_store(&st->skip_below, w);
+                }
+        }
+        rd_kafka_topic_partition_list_destroy(c);
+        if (!st->first_assign_done &&
+            (st->conf->from_beginning || st->conf->has_from_timestamp)) {
+                for (int i = 0; i < parts->cnt; i++)
+                        parts->elems[i].offset = st->conf->from_beginning
+                                                     ? RD_KAFKA_OFFSET_BEGINNING
+                                                     : st->conf->from_timestamp;
+                if (st->conf->has_from_timestamp && !st->conf->from_beginning)
+                        rd_kafka_offsets_for_times(st->rk, parts, 10000);
+        }
+        st->first_assign_done = true;
+        st->assigned_any = true;
+}
+
+static void on_revoke(stage *st, rd_kafka_topic_partition_list_t *parts) {
+        pause_workers(st);
+        tt_engine_tick(st->e, wall_ms());
+        rd_kafka_topic_partition_list_t *l = commit_offsets(st, parts);
+        commit(st, l);
+        for (int i = 0; i < parts->cnt; i++) {
+                int32_t p = parts->elems[i].partition;
+                if (p < 0 || p >= st->nparts)
+                        continue;
+                st->parts[p].assigned = false;
+                tt_engine_partition_remove(st->e, p, wall_ms());
+        }
+        resume_workers(st);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque) {
+        stage *st = opaque;
+        bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+                on_assign(st, parts);
+                if (coop)
+                        rd_kafka_error_destroy(
+                            rd_kafka_incremental_assign(rk, parts));
+                else
+                        rd_kafka_assign(rk, parts);
+        } else {
+                on_revoke(st, parts);
+                if (coop)
+                        rd_kafka_error_destroy(
+                            rd_kafka_incremental_unassign(rk, parts));
+                else
+                        rd_kafka_assign(rk, NULL);
+        }
+}
+
+/* ---- set-up ----------------------------------------------------------- */
+
+static rd_kafka_t *make_consumer(stage *st, char *errstr, size_t errsize) {
+        const tt_stage_conf *c = st->conf;
+        rd_kafka_conf_t *kc = rd_kafka_conf_new();
+        /* queued.min.messages: librdkafka 2.0.2 takes a partition off the
+         * fetch list for up to a second once its local queue reaches this
+         * (librdkafka issue 3662); a deep queue that the workers drain
+         * keeps fetching continuous. */
+        const char *defaults[][2] = {
+            {"bootstrap.servers", c->brokers},
+            {"group.id", c->group},
+            {"enable.auto.commit", "false"},
+            {"enable.auto.offset.store", "false"},
+            {"auto.offset.reset", "earliest"},
+            {"enable.partition.eof", "true"},
+            {"partition.assignment.strategy", "cooperative-sticky"},
+            {"queued.min.messages", "1000000"},
+            {"queued.max.messages.kbytes", "65536"},
+            {"fetch.wait.max.ms", "100"},
+            {"client.id", "tokentally"},
+        };
+        char why[512];
+        for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
+                if (rd_kafka_conf_set(kc, defaults[i][0], defaults[i][1], why,
+                                      sizeof(why)) != RD_KAFKA_CONF_OK) {
+                        snprintf(errstr, errsize, "%s", why);
+                        rd_kafka_conf_destroy(kc);
+                        return NULL;
+                }
+        for (size_t i = 0; i < c->nprops; i++) {
+                char kv[1024];
+                snprintf(kv, sizeof(kv), "%s", c->props[i]);
+                char *eq = strchr(kv, '=');
+                if (!eq) {
+                        snprintf(errstr, errsize, "-X %s: expected key=value",
+                                 c->props[i]);
+                        rd_kafka_conf_destroy(kc);
+                        return NULL;
+                }
+                *eq = '\0';
+                if (rd_kafka_conf_set(kc, kv, eq + 1, why, sizeof(why)) !=
+                    RD_KAFKA_CONF_OK) {
+                        snprintf(errstr, errsize, "-X %s: %s", c->props[i],
+                                 why);
+                        rd_kafka_conf_destroy(kc);
+                        return NULL;
+                }
+        }
+        rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+        rd_kafka_conf_set_opaque(kc, st);
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
+        if (!rk) {
+                snprintf(errstr, errsize, "%s", why);
+                return NULL;
+        }
+        rd_kafka_poll_set_consumer(rk);
+        return rk;
+}
+
+static bool all_at_eof(stage *st) {
+        bool any = false;
+        for (int32_t p = 0; p < st->nparts; p++) {
+                if (!st->parts[p].assigned)
+                        continue;
+                any = true;
+                if (!atomic_load(&st->parts[p].eof))
+                        return false;
+        }
+        return any;
+}
+
+static void collect(stage *st, tt_stage_stats *s) {
+        for (int i = 0; i < st->nw; i++) {
+                worker *w = &st->w[i];
+                s->messages += w->messages;
+                s->accepted += w->accepted;
+                s->skipped_replayed += w->skipped;
+                for (int r = 0; r < TT_REASON__COUNT; r++) {
+                        s->dead[r] += w->dead[r];
+                        s->dead_letters += w->dead[r];
+                }
+        }
+        s->commits = st->commits;
+        tt_engine_get_stats(st->e, &s->engine);
+}
+
+int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
+                 tt_stage_stats *stats, char *errstr, size_t errsize) {
+        memset(stats, 0, sizeof(*stats));
+        double t0 = mono_s();
+        stage st;
+        memset(&st, 0, sizeof(st));
+        st.conf = conf;
+        st.nw = conf->workers > 0 ? conf->workers : 1;
+        st.nparts = conf->engine.max_partitions > 0
+                        ? conf->engine.max_partitions
+                        : 4096;
+        atomic_init(&st.skip_below, INT32_MIN);
+        pthread_mutex_init(&st.mu, NULL);
+        pthread_cond_init(&st.cv, NULL);
+        st.sink = (tt_sink){sink_rollup, sink_streak};
+        int err = TT_ERR_OK;
+
+        tt_engine_conf ec = conf->engine;
+        ec.nshards = (uint32_t)st.nw;
+        ec.max_partitions = st.nparts;
+        st.e = tt_engine_new(&ec, &st.sink, &st, errstr, errsize);
+        st.adec = tt_avro_dec_new(NULL, errstr, errsize);
+        st.parts = tt_calloc((size_t)st.nparts, sizeof(ppart));
+        st.w = tt_calloc((size_t)st.nw, sizeof(worker));
+        if (!st.e || !st.adec || !st.parts || !st.w) {
+                if (!st.e || !st.adec)
+                        ; /* errstr set */
+                else
+                        snprintf(errstr, errsize, "out of memory");
+                err = TT_ERR_NOMEM;
+                goto done;
+        }
+        for (int32_t p = 0; p < st.nparts; p++)
+                st.parts[p].next_offset = -1;
+        if (!(st.rk = make_consumer(&st, errstr, errsize))) {
+                err = TT_ERR_INVAL;
+                goto done;
+        }
+        for (int i = 0; i < st.nw; i++) {
+                worker *w = &st.w[i];
+                w->st = &st;
+                w->id = i;
+                w->q = rd_kafka_queue_new(st.rk);
+                w->jd = tt_json_dec_new();
+                if (!w->jd) {
+                        snprintf(errstr, errsize, "out of memory");
+                        err = TT_ERR_NOMEM;
+                        goto done;
+                }
+        }
+        for (int i = 0; i < st.nw; i++) {
+                if (pthread_create(&st.w[i].th, NULL, worker_main, &st.w[i])) {
+                        snprintf(errstr, errsize, "cannot start workers");
+                        err = TT_ERR_NOMEM;
+                        goto done;
+                }
+                st.w[i].started = true;
+        }
+        rd_kafka_topic_partition_list_t *sub =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(sub, conf->topic,
+                                          RD_KAFKA_PARTITION_UA);
+        rd_kafka_resp_err_t kerr = rd_kafka_subscribe(st.rk, sub);
+        rd_kafka_topic_partition_list_destroy(sub);
+        if (kerr) {
+                snprintf(errstr, errsize, "subscribe %s: %s", conf->topic,
+                         rd_kafka_err2str(kerr));
+                err = TT_ERR_KAFKA;
+                goto done;
+        }
+
+        int64_t last_prov = wall_ms(), last_commit = wall_ms();
+        bool finished = false;
+        while (!*stop && !atomic_load(&st.quit)) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(st.rk, 100);
+                if (m) {
+                        if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+                                char why[256];
+                                rd_kafka_fatal_error(st.rk, why, sizeof(why));
+                                fail(&st, TT_ERR_KAFKA, "consumer: %s", why);
+                        }
+                        rd_kafka_message_destroy(m);
+                }
+                tt_kafka_out_poll(conf->out);
+                char why[256];
+                if (tt_kafka_out_error(conf->out, why, sizeof(why))) {
+                        fail(&st, TT_ERR_KAFKA, "output delivery failed: %s",
+                             why);
+                        break;
+                }
+                int64_t now = wall_ms();
+                bool prov = conf->emit_interval_ms > 0 &&
+                            now - last_prov >= conf->emit_interval_ms;
+                bool eof = conf->close_at_eof && all_at_eof(&st);
+                if (prov || eof || tt_engine_sync_due(st.e, now)) {
+                        pause_workers(&st);
+                        if (!tt_engine_tick(st.e, now) && prov) {
+                                tt_engine_emit_provisional(st.e, now);
+                                last_prov = now;
+                        }
+                        /* EOF re-checked with the workers still: every
+                         * message before the EOF markers is counted. */
+                        if (eof && all_at_eof(&st)) {
+                                tt_engine_close_all(st.e, now);
+                                finished = true;
+                        }
+                        if (tt_engine_error(st.e))
+                                fail(&st, tt_engine_error(st.e), "engine: %s",
+                                     tt_err2str(tt_engine_error(st.e)));
+                        if (finished) {
+                                commit(&st, commit_offsets(&st, NULL));
+                                break;
+                        }
+                        resume_workers(&st);
+                }
+                if (now - last_commit >= conf->commit_interval_ms) {
+                        pause_workers(&st);
+                        rd_kafka_topic_partition_list_t *l =
+                            commit_offsets(&st, NULL);
+                        resume_workers(&st);
+                        commit(&st, l);
+                        last_commit = now;
+                }
+        }
+        if (!finished && !atomic_load(&st.err)) {
+                /* Stopped by a signal: count what was read, deliver, and
+                 * commit (open weeks are recounted by the next run). */
+                pause_workers(&st);
+                tt_engine_tick(st.e, wall_ms());
+                commit(&st, commit_offsets(&st, NULL));
+        }
+        err = atomic_load(&st.err);
+        if (err)
+                snprintf(errstr, errsize, "%s", st.errmsg);
+done:
+        atomic_store(&st.quit, true);
+        pthread_mutex_lock(&st.mu);
+        pthread_cond_broadcast(&st.cv);
+        pthread_mutex_unlock(&st.mu);
+        for (int i = 0; st.w && i < st.nw; i++) {
+                if (st.w[i].q)
+                        rd_kafka_queue_yield(st.w[i].q);
+                if (st.w[i].started)
+                        pthread_join(st.w[i].th, NULL);
+        }
+        if (st.e && st.w)
+                collect(&st, stats);
+        if (st.rk) {
+                rd_kafka_consumer_close(st.rk);
+                for (int i = 0; st.w && i < st.nw; i++)
+                        if (st.w[i].q)
+                                rd_kafka_queue_destroy(st.w[i].q);
+                rd_kafka_destroy(st.rk);
+        }
+        for (int i = 0; st.w && i < st.nw; i++)
+                tt_json_dec_destroy(st.w[i].jd);
+        tt_free(st.w);
+        tt_free(st.parts);
+        tt_avro_dec_destroy(st.adec);
+        tt_engine_destroy(st.e);
+        pthread_mutex_destroy(&st.mu);
+        pthread_cond_destroy(&st.cv);
+        stats->seconds = mono_s() - t0;
+        return err;
+}

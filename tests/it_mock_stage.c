@@ -1,0 +1,287 @@
+/* The Kafka stage against librdkafka's mock cluster (fast suite): the
+ * scenario through 6 partitions gives exactly replay's rows; an idle
+ * partition stops holding the watermark back; bad messages become dead
+ * letters with their bytes and headers while the totals stay the same. */
+#include <check.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "recorder.h"
+#include "tokentally/engine.h"
+#include "tokentally/gen.h"
+#include "tokentally/gen_kafka.h"
+#include "tokentally/json_event.h"
+#include "tokentally/kafka_out.h"
+#include "tokentally/stage.h"
+
+#define SCALE 2e-5
+
+static rd_kafka_t *mock_rk;
+static rd_kafka_mock_cluster_t *mcluster;
+static const char *bootstraps;
+static tt_origin_map *map;
+
+static void setup(void) {
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "test.mock.num.brokers", "1", err, sizeof(err));
+        rd_kafka_conf_set(c, "log_level", "2", err, sizeof(err));
+        mock_rk = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+        ck_assert_ptr_nonnull(mock_rk);
+        mcluster = rd_kafka_handle_mock_cluster(mock_rk);
+        bootstraps = rd_kafka_mock_cluster_bootstraps(mcluster);
+        map = tt_origin_map_parse(tt_default_origins_json,
+                                  strlen(tt_default_origins_json), err,
+                                  sizeof(err));
+}
+
+static void teardown(void) {
+        rd_kafka_destroy(mock_rk);
+        tt_origin_map_destroy(map);
+}
+
+static void topics(const char *in, int parts) {
+        rd_kafka_mock_topic_create(mcluster, in, parts, 1);
+        rd_kafka_mock_topic_create(mcluster, "out.rollups", 1, 1);
+        rd_kafka_mock_topic_create(mcluster, "out.streaks", 1, 1);
+        rd_kafka_mock_topic_create(mcluster, "out.dlq", 1, 1);
+}
+
+static tt_kafka_out *mkout(bool json) {
+        char err[256];
+        tt_kafka_out_conf oc = {.brokers = bootstraps,
+                                .rollups_topic = "out.rollups",
+                                .streaks_topic = "out.streaks",
+                                .dlq_topic = "out.dlq",
+                                .json = json};
+        tt_kafka_out *o = tt_kafka_out_new(&oc, err, sizeof(err));
+        ck_assert_msg(o != NULL, "%s", err);
+        return o;
+}
+
+/* The stage runs on another thread in the idle test: the recorder is
+ * shared, so it is locked. */
+static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static int locked_rollup(void *opaque, const tt_rollup *r) {
+        pthread_mutex_lock(&rec_mu);
+        int err = rec_rollup(opaque, r);
+        pthread_mutex_unlock(&rec_mu);
+        return err;
+}
+
+static int locked_streak(void *opaque, const tt_streak_change *s) {
+        pthread_mutex_lock(&rec_mu);
+        int err = rec_streak_fn(opaque, s);
+        pthread_mutex_unlock(&rec_mu);
+        return err;
+}
+
+static void stage_conf(tt_stage_conf *sc, const char *topic, tt_kafka_out *o,
+                       recorder *rc) {
+        static const tt_sink tee = {locked_rollup, locked_streak};
+        memset(sc, 0, sizeof(*sc));
+        sc->brokers = bootstraps;
+        sc->group = "g";
+        sc->topic = topic;
+        sc->format = TT_IN_AVRO;
+        sc->workers = 2;
+        sc->from_beginning = true;
+        sc->close_at_eof = true;
+        sc->commit_interval_ms = 1000;
+        tt_engine_conf_defaults(&sc->engine);
+        sc->engine.origins = map;
+        sc->engine.max_future_ms = -1;
+        sc->out = o;
+        sc->tee = &tee;
+        sc->tee_opaque = rc;
+}
+
+/* Rows as text without emitted_at, sorted: the comparable content. */
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char **rows_text(const recorder *rc, size_t *n) {
+        char **out = calloc(rc->nrows + 1, sizeof(char *));
+        for (size_t i = 0; i < rc->nrows; i++) {
+                const tt_rollup *r = &rc->rows[i].r;
+                char buf[512];
+                snprintf(
+                    buf, sizeof(buf),
+                    "%s|%d|%s|%s|%lld|%lld|%lld|%lld|%d|%lld|%.17g|%d|%d|"
+                    "%d",
+                    r->week, r->dimension, rc->rows[i].key, rc->rows[i].origin,
+                    (long long)r->tokens, (long long)r->prompt_tokens,
+                    (long long)r->completion_tokens, (long long)r->requests,
+                    r->has_prev, (long long)r->prev_tokens, r->share_pct,
+                    r->rank, r->status, r->revision);
+                out[i] = strdup(buf);
+        }
+        qsort(out, rc->nrows, sizeof(char *), cmp_str);
+        *n = rc->nrows;
+        return out;
+}
+
+/* Replay's answer for the same events, in this process. */
+static int replay_event(void *opaque, const tt_event *ev) {
+        char d[256];
+        tt_engine_offer(opaque, 0, ev, 0, d, sizeof(d));
+        return 0;
+}
+
+START_TEST(test_scenario_equals_replay) {
+        topics("in.scenario", 6);
+        tt_gen_conf gc = {.scenario = "april-2026", .scale = SCALE, .seed = 7};
+        tt_gen_kafka_conf kc = {.brokers = bootstraps, .topic = "in.scenario"};
+        uint64_t produced;
+        char err[512];
+        ck_assert_msg(!tt_gen_to_kafka(&gc, &kc, &produced, err, sizeof(err)),
+                      "%s", err);
+        ck_assert_uint_gt(produced, 50000);
+
+        recorder live = {0}, ref = {0};
+        tt_kafka_out *o = mkout(false);
+        tt_stage_conf sc;
+        stage_conf(&sc, "in.scenario", o, &live);
+        volatile sig_atomic_t stop = 0;
+        tt_stage_stats st;
+        ck_assert_msg(!tt_stage_run(&sc, &stop, &st, err, sizeof(err)), "%s",
+                      err);
+        ck_assert_uint_eq(st.messages, produced);
+        ck_assert_uint_eq(st.accepted, produced);
+        ck_assert_uint_eq(st.dead_letters, 0);
+
+        tt_engine_conf ec;
+        tt_engine_conf_defaults(&ec);
+        ec.origins = map;
+        ec.max_future_ms = -1;
+        tt_engine *e =
+            tt_engine_new(&ec, &recorder_sink, &ref, err, sizeof(err));
+        const tt_gen_sink gs = {replay_event, NULL};
+        tt_gen_run(&gc, &gs, e, err, sizeof(err));
+        tt_engine_close_all(e, 0);
+        tt_engine_destroy(e);
+
+        size_t na, nb;
+        char **a = rows_text(&live, &na), **b = rows_text(&ref, &nb);
+        ck_assert_uint_eq(na, nb);
+        for (size_t i = 0; i < na; i++)
+                ck_assert_str_eq(a[i], b[i]);
+        ck_assert_uint_eq(live.nstreaks, ref.nstreaks);
+        char out_err[256];
+        ck_assert_int_eq(tt_kafka_out_flush(o, 10000, out_err, sizeof(out_err)),
+                         0);
+        ck_assert_uint_eq(tt_kafka_out_delivered(o),
+                          live.nrows + live.nstreaks);
+        for (size_t i = 0; i < na; i++) {
+                free(a[i]);
+                free(b[i]);
+        }
+        free(a);
+        free(b);
+        tt_kafka_out_destroy(o);
+        recorder_free(&live);
+        recorder_free(&ref);
+}
+END_TEST
+
+/* Produces one JSON event to a partition. */
+static void put(rd_kafka_t *p, const char *topic, int part, int64_t t,
+                const char *model) {
+        char buf[256];
+        int n = snprintf(buf, sizeof(buf),
+                         "{\"request_id\":\"r\",\"event_time\":%lld,"
+                         "\"model\":\"%s\",\"prompt_tokens\":10,"
+                         "\"completion_tokens\":1}",
+                         (long long)t, model);
+        ck_assert_int_eq(
+            rd_kafka_producev(
+                p, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(part),
+                RD_KAFKA_V_VALUE(buf, (size_t)n),
+                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
+            0);
+}
+
+typedef struct run_arg {
+        tt_stage_conf *sc;
+        volatile sig_atomic_t stop;
+        int rc;
+        char err[256];
+        tt_stage_stats st;
+} run_arg;
+
+static void *run_thread(void *p) {
+        run_arg *a = p;
+        a->rc = tt_stage_run(a->sc, &a->stop, &a->st, a->err, sizeof(a->err));
+        return NULL;
+}
+
+#define W10 INT64_C(1772409600000)
+#define WEEK INT64_C(604800000)
+
+START_TEST(test_idle_partition) {
+        topics("in.idle", 2);
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, err, sizeof(err));
+        rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+        /* Partition 1 has one event in W10 and then nothing; partition 0
+         * goes on into W12. */
+        put(p, "in.idle", 1, W10 + 3600000, "openai/x");
+        for (int i = 0; i < 30; i++)
+                put(p, "in.idle", 0, W10 + i * (WEEK / 12), "qwen/y");
+        rd_kafka_flush(p, 10000);
+        rd_kafka_destroy(p);
+
+        recorder rc = {0};
+        tt_kafka_out *o = mkout(true);
+        tt_stage_conf sc;
+        stage_conf(&sc, "in.idle", o, &rc);
+        sc.format = TT_IN_JSON;
+        sc.close_at_eof = false;
+        sc.engine.idle_timeout_ms = 1500;
+        run_arg a = {.sc = &sc};
+        pthread_t th;
+        pthread_create(&th, NULL, run_thread, &a);
+        /* W11 can only close once partition 1 is idle. */
+        bool closed = false;
+        for (int i = 0; i < 200 && !closed; i++) {
+                usleep(100000);
+                pthread_mutex_lock(&rec_mu);
+                closed = latest(&rc, "2026-W11", TT_DIM_TOTAL, "*") != NULL;
+                pthread_mutex_unlock(&rec_mu);
+        }
+        a.stop = 1;
+        pthread_join(th, NULL);
+        ck_assert_msg(a.rc == 0, "%s", a.err);
+        ck_assert_msg(closed, "2026-W11 never closed: the idle partition "
+                              "held the watermark");
+        const rec_row *w10 = latest(&rc, "2026-W10", TT_DIM_TOTAL, "*");
+        ck_assert_ptr_nonnull(w10);
+        ck_assert_int_eq(w10->r.requests, 13); /* 12 of p0 + 1 of p1 */
+        tt_kafka_out_destroy(o);
+        recorder_free(&rc);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("stage_mock");
+        TCase *tc = tcase_create("mock");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_scenario_equals_replay);
+        tcase_add_test(tc, test_idle_partition);
+        suite_add_tcase(s, tc);
+        SRunner *sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        int failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
