@@ -691,9 +691,13 @@ out:
 /* Counts the queued late events (coordinator, workers paused). */
 static int apply_late(tt_engine *e) {
         char detail[128];
-        int32_t keep =
-            oldest_retained(atomic_load(&e->watermark), e->conf.retain_weeks) -
-            1;
+        if (!e->nlate)
+                return TT_ERR_OK;
+        /* Late events exist only once a week closed, so the watermark is
+         * set; the guard keeps the arithmetic defined regardless. */
+        int32_t oldest =
+            oldest_retained(atomic_load(&e->watermark), e->conf.retain_weeks);
+        int32_t keep = oldest == NO_WEEK ? NO_WEEK : oldest - 1;
         for (size_t i = 0; i < e->nlate; i++) {
                 late_ev *l = &e->late[i];
                 l->ev.model.ptr =
