@@ -27,7 +27,10 @@
 typedef struct tt_kafka_out tt_kafka_out;
 
 typedef struct tt_kafka_out_conf {
+        /* bootstrap.servers (a mock cluster's bootstraps in tests); NULL
+         * leaves it to -X. */
         const char *brokers;
+        /* A NULL topic is not produced to: its calls return TT_ERR_INVAL. */
         const char *rollups_topic;
         const char *streaks_topic;
         const char *dlq_topic;
@@ -35,8 +38,6 @@ typedef struct tt_kafka_out_conf {
         /* "-X key=value" strings, applied last (they win). */
         const char *const *props;
         size_t nprops;
-        /* Optional: a librdkafka mock cluster's bootstrap servers replace
-         * brokers when set (tests, demo). */
 } tt_kafka_out_conf;
 
 /* Creates the producer. NULL with a reason (bad -X property, ...). */
@@ -55,8 +56,8 @@ int tt_kafka_out_streak(tt_kafka_out *o, const tt_streak_change *s);
 int tt_kafka_out_dead_letter(tt_kafka_out *o, tt_reason reason,
                              const char *detail, const char *src_topic,
                              int32_t src_partition, int64_t src_offset,
-                             const void *key, size_t key_len,
-                             const void *value, size_t value_len);
+                             const void *key, size_t key_len, const void *value,
+                             size_t value_len);
 
 /* Waits until every record produced so far is delivered (or timeout_ms).
  * TT_ERR_OK, or the first delivery error (reason in errstr). */

@@ -1,0 +1,437 @@
+/* The Kafka output adapter (SPEC §4-§7): one idempotent producer shared by
+ * the coordinator (rollups, streaks) and the workers (dead letters). Every
+ * delivery report is checked; the first failure is kept as a sticky error
+ * so that the stage stops and does not commit past output it lost. */
+#include "tokentally/kafka_out.h"
+
+#include <inttypes.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tokentally/err.h"
+#include "tokentally/framing.h"
+#include "tokentally/json_out.h"
+#include "tokentally/mem.h"
+
+/* Ceiling of one encoded key + value. Rollups and streaks are a few hundred
+ * bytes (model slugs are capped at 256); this only stops a runaway. */
+#define SCRATCH_MAX (1u << 20)
+#define DESTROY_FLUSH_MS 30000
+
+/* An encoding buffer lent to one producing thread for one record. Freed
+ * buffers go back to a free list, so once every thread that produces has
+ * had one, no record allocates. The list is as long as the most threads
+ * that ever produced at the same time. */
+typedef struct scratch {
+        tt_buf b;
+        struct scratch *next;
+} scratch;
+
+enum { OUT_ROLLUPS, OUT_STREAKS, OUT_DLQ, OUT__COUNT };
+
+struct tt_kafka_out {
+        rd_kafka_t *rk;
+        rd_kafka_topic_t *rkt[OUT__COUNT]; /* NULL: no topic configured */
+        bool json;
+
+        atomic_int failed; /* sticky: 0 or the first tt_err */
+        atomic_uint_fast64_t delivered;
+        pthread_mutex_t err_mu; /* guards why and last_broker_error */
+        char why[512];
+        char last_broker_error[256]; /* transient, for flush timeouts */
+
+        pthread_mutex_t pool_mu;
+        scratch *pool;
+};
+
+static const char *const out_name[OUT__COUNT] = {"rollups", "streaks",
+                                                 "dead-letter"};
+
+/* Keeps the first failure only: later ones are usually its consequences. */
+static void fail(tt_kafka_out *o, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(tt_kafka_out *o, int err, const char *fmt, ...) {
+        pthread_mutex_lock(&o->err_mu);
+        if (!atomic_load(&o->failed)) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(o->why, sizeof(o->why), fmt, ap);
+                va_end(ap);
+                /* Published after why, so a reader that sees failed set
+                 * and takes the lock finds the reason written. */
+                atomic_store(&o->failed, err);
+        }
+        pthread_mutex_unlock(&o->err_mu);
+}
+
+/* Runs on whichever thread serves the queue (poll, flush), possibly several
+ * at once. */
+static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
+                      void *opaque) {
+        tt_kafka_out *o = opaque;
+        (void)rk;
+        if (!m->err) {
+                atomic_fetch_add(&o->delivered, 1);
+                return;
+        }
+        fail(o, TT_ERR_KAFKA, "delivery to topic %s failed: %s (%s)",
+             m->rkt ? rd_kafka_topic_name(m->rkt) : "?",
+             rd_kafka_err2str(m->err), rd_kafka_err2name(m->err));
+}
+
+/* Broker and connection errors are transient (librdkafka retries until
+ * message.timeout.ms, and the delivery report then tells what was lost);
+ * only a fatal error — the idempotent producer can no longer guarantee
+ * order or no duplicates — ends the producer. */
+static void error_cb(rd_kafka_t *rk, int err, const char *reason,
+                     void *opaque) {
+        tt_kafka_out *o = opaque;
+        if (err == RD_KAFKA_RESP_ERR__FATAL) {
+                char fatal[256];
+                rd_kafka_resp_err_t orig =
+                    rd_kafka_fatal_error(rk, fatal, sizeof(fatal));
+                fail(o, TT_ERR_KAFKA, "fatal producer error: %s (%s)", fatal,
+                     rd_kafka_err2name(orig));
+                return;
+        }
+        pthread_mutex_lock(&o->err_mu);
+        snprintf(o->last_broker_error, sizeof(o->last_broker_error), "%s: %s",
+                 rd_kafka_err2name((rd_kafka_resp_err_t)err), reason);
+        pthread_mutex_unlock(&o->err_mu);
+}
+
+static scratch *scratch_get(tt_kafka_out *o) {
+        pthread_mutex_lock(&o->pool_mu);
+        scratch *s = o->pool;
+        if (s)
+                o->pool = s->next;
+        pthread_mutex_unlock(&o->pool_mu);
+        if (!s) {
+                s = tt_malloc(sizeof(*s));
+                if (!s)
+                        return NULL;
+                tt_buf_init(&s->b, SCRATCH_MAX);
+        }
+        tt_buf_reset(&s->b);
+        return s;
+}
+
+static void scratch_put(tt_kafka_out *o, scratch *s) {
+        pthread_mutex_lock(&o->pool_mu);
+        s->next = o->pool;
+        o->pool = s;
+        pthread_mutex_unlock(&o->pool_mu);
+}
+
+static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value,
+                    char *errstr, size_t errsize) {
+        char why[512];
+        if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) ==
+            RD_KAFKA_CONF_OK)
+                return TT_ERR_OK;
+        snprintf(errstr, errsize, "%s=%s: %s", name, value, why);
+        return TT_ERR_INVAL;
+}
+
+/* "-X key=value", split at the first '='. */
+static int set_user_prop(rd_kafka_conf_t *conf, const char *kv, char *errstr,
+                         size_t errsize) {
+        const char *eq = strchr(kv, '=');
+        if (!eq || eq == kv) {
+                snprintf(errstr, errsize, "-X %s: expected key=value", kv);
+                return TT_ERR_INVAL;
+        }
+        char *name = tt_strndup(kv, (size_t)(eq - kv));
+        if (!name) {
+                snprintf(errstr, errsize, "-X %s: out of memory", kv);
+                return TT_ERR_NOMEM;
+        }
+        char why[512];
+        int err = TT_ERR_OK;
+        if (rd_kafka_conf_set(conf, name, eq + 1, why, sizeof(why)) !=
+            RD_KAFKA_CONF_OK) {
+                snprintf(errstr, errsize, "-X %s: %s", kv, why);
+                err = TT_ERR_INVAL;
+        }
+        tt_free(name);
+        return err;
+}
+
+static void free_out(tt_kafka_out *o) {
+        for (int i = 0; i < OUT__COUNT; i++)
+                if (o->rkt[i])
+                        rd_kafka_topic_destroy(o->rkt[i]);
+        if (o->rk)
+                rd_kafka_destroy(o->rk);
+        while (o->pool) {
+                scratch *s = o->pool;
+                o->pool = s->next;
+                tt_buf_free(&s->b);
+                tt_free(s);
+        }
+        pthread_mutex_destroy(&o->err_mu);
+        pthread_mutex_destroy(&o->pool_mu);
+        tt_free(o);
+}
+
+tt_kafka_out *tt_kafka_out_new(const tt_kafka_out_conf *c, char *errstr,
+                               size_t errsize) {
+        tt_kafka_out *o = tt_calloc(1, sizeof(*o));
+        if (!o) {
+                snprintf(errstr, errsize, "out of memory");
+                return NULL;
+        }
+        pthread_mutex_init(&o->err_mu, NULL);
+        pthread_mutex_init(&o->pool_mu, NULL);
+        atomic_init(&o->failed, 0);
+        atomic_init(&o->delivered, 0);
+        o->json = c->json;
+
+        rd_kafka_conf_t *conf = rd_kafka_conf_new();
+        /* Ours first, then -X: the user's properties win, as in kcat. */
+        static const char *const defaults[][2] = {
+            {"enable.idempotence", "true"},
+            {"linger.ms", "5"},
+            {"compression.codec", "none"},
+        };
+        int err = TT_ERR_OK;
+        if (c->brokers)
+                err = set_prop(conf, "bootstrap.servers", c->brokers, errstr,
+                               errsize);
+        for (size_t i = 0; !err && i < sizeof(defaults) / sizeof(defaults[0]);
+             i++)
+                err = set_prop(conf, defaults[i][0], defaults[i][1], errstr,
+                               errsize);
+        for (size_t i = 0; !err && i < c->nprops; i++)
+                err = set_user_prop(conf, c->props[i], errstr, errsize);
+        if (err) {
+                rd_kafka_conf_destroy(conf);
+                free_out(o);
+                return NULL;
+        }
+        rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+        rd_kafka_conf_set_error_cb(conf, error_cb);
+        rd_kafka_conf_set_opaque(conf, o);
+
+        char why[512];
+        o->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
+        if (!o->rk) {
+                /* conf is still ours when rd_kafka_new fails. */
+                rd_kafka_conf_destroy(conf);
+                snprintf(errstr, errsize, "kafka producer: %s", why);
+                free_out(o);
+                return NULL;
+        }
+        const char *topics[OUT__COUNT] = {c->rollups_topic, c->streaks_topic,
+                                          c->dlq_topic};
+        for (int i = 0; i < OUT__COUNT; i++) {
+                if (!topics[i])
+                        continue;
+                o->rkt[i] = rd_kafka_topic_new(o->rk, topics[i], NULL);
+                if (!o->rkt[i]) {
+                        snprintf(errstr, errsize, "%s topic %s: %s",
+                                 out_name[i], topics[i],
+                                 rd_kafka_err2str(rd_kafka_last_error()));
+                        free_out(o);
+                        return NULL;
+                }
+        }
+        return o;
+}
+
+void tt_kafka_out_destroy(tt_kafka_out *o) {
+        if (!o)
+                return;
+        rd_kafka_flush(o->rk, DESTROY_FLUSH_MS);
+        free_out(o);
+}
+
+/* Queues one record (librdkafka copies key, value; it takes hdrs on
+ * success). A full queue is backpressure: serve delivery reports until
+ * there is room, never drop. */
+static int produce(tt_kafka_out *o, int out, const void *key, size_t klen,
+                   const void *val, size_t vlen, rd_kafka_headers_t *hdrs) {
+        rd_kafka_topic_t *rkt = o->rkt[out];
+        if (!rkt)
+                return TT_ERR_INVAL;
+        for (;;) {
+                int failed = atomic_load(&o->failed);
+                if (failed)
+                        return failed;
+                rd_kafka_resp_err_t err;
+                if (hdrs)
+                        err = rd_kafka_producev(
+                            o->rk, RD_KAFKA_V_RKT(rkt),
+                            RD_KAFKA_V_KEY(key, klen),
+                            RD_KAFKA_V_VALUE((void *)val, vlen),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_END);
+                else
+                        err = rd_kafka_producev(
+                            o->rk, RD_KAFKA_V_RKT(rkt),
+                            RD_KAFKA_V_KEY(key, klen),
+                            RD_KAFKA_V_VALUE((void *)val, vlen),
+                            RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                            RD_KAFKA_V_END);
+                if (!err)
+                        break;
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        /* Not queued (too large, fatal producer, ...): the
+                         * record is lost, which is as bad as a failed
+                         * delivery. */
+                        fail(o, TT_ERR_KAFKA, "produce to topic %s: %s (%s)",
+                             rd_kafka_topic_name(rkt), rd_kafka_err2str(err),
+                             rd_kafka_err2name(err));
+                        return TT_ERR_KAFKA;
+                }
+                rd_kafka_poll(o->rk, 50);
+        }
+        /* Serve delivery reports as we go so failures surface early. */
+        rd_kafka_poll(o->rk, 0);
+        return TT_ERR_OK;
+}
+
+/* Appends the value of a rollup or streak to b: Confluent header + Avro
+ * body, or the JSON object without its line feed. */
+static int encode_value(const tt_kafka_out *o, tt_buf *b, const tt_rollup *r,
+                        const tt_streak_change *s) {
+        int err;
+        if (o->json) {
+                err = r ? tt_json_rollup(b, r) : tt_json_streak(b, s);
+                if (!err)
+                        b->len--; /* the '\n' of JSON Lines */
+                return err;
+        }
+        err = tt_buf_reserve(b, TT_CONFLUENT_HEADER_LEN);
+        if (err)
+                return err;
+        tt_confluent_header(b->data + b->len, r ? TT_SCHEMA_ID_WEEKLY_ROLLUP
+                                                : TT_SCHEMA_ID_STREAK_CHANGE);
+        b->len += TT_CONFLUENT_HEADER_LEN;
+        err = r ? tt_avro_encode_rollup(b, r) : tt_avro_encode_streak(b, s);
+        if (err)
+                b->len -= TT_CONFLUENT_HEADER_LEN;
+        return err;
+}
+
+int tt_kafka_out_rollup(tt_kafka_out *o, const tt_rollup *r) {
+        int err = atomic_load(&o->failed);
+        if (err)
+                return err;
+        scratch *sc = scratch_get(o);
+        if (!sc)
+                return TT_ERR_NOMEM;
+        /* Key then value in one buffer; offsets, as the buffer may move. */
+        err = tt_rollup_key(&sc->b, r);
+        size_t klen = sc->b.len;
+        if (!err)
+                err = encode_value(o, &sc->b, r, NULL);
+        if (!err)
+                err = produce(o, OUT_ROLLUPS, sc->b.data, klen,
+                              sc->b.data + klen, sc->b.len - klen, NULL);
+        scratch_put(o, sc);
+        return err;
+}
+
+int tt_kafka_out_streak(tt_kafka_out *o, const tt_streak_change *s) {
+        int err = atomic_load(&o->failed);
+        if (err)
+                return err;
+        scratch *sc = scratch_get(o);
+        if (!sc)
+                return TT_ERR_NOMEM;
+        err = encode_value(o, &sc->b, NULL, s);
+        if (!err)
+                err = produce(o, OUT_STREAKS, s->rule.ptr,
+                              s->rule.ptr ? s->rule.len : 0, sc->b.data,
+                              sc->b.len, NULL);
+        scratch_put(o, sc);
+        return err;
+}
+
+int tt_kafka_out_dead_letter(tt_kafka_out *o, tt_reason reason,
+                             const char *detail, const char *src_topic,
+                             int32_t src_partition, int64_t src_offset,
+                             const void *key, size_t key_len, const void *value,
+                             size_t value_len) {
+        int err = atomic_load(&o->failed);
+        if (err)
+                return err;
+        if (!o->rkt[OUT_DLQ])
+                return TT_ERR_INVAL;
+        char part[16], off[24];
+        snprintf(part, sizeof(part), "%" PRId32, src_partition);
+        snprintf(off, sizeof(off), "%" PRId64, src_offset);
+        rd_kafka_headers_t *h = rd_kafka_headers_new(5);
+        if (!h)
+                return TT_ERR_NOMEM;
+        /* A missing detail or topic is a null header value, not "". */
+        rd_kafka_header_add(h, "tokentally.reason", -1, tt_reason_str(reason),
+                            -1);
+        rd_kafka_header_add(h, "tokentally.detail", -1, detail,
+                            detail ? -1 : 0);
+        rd_kafka_header_add(h, "tokentally.topic", -1, src_topic,
+                            src_topic ? -1 : 0);
+        rd_kafka_header_add(h, "tokentally.partition", -1, part, -1);
+        rd_kafka_header_add(h, "tokentally.offset", -1, off, -1);
+        err = produce(o, OUT_DLQ, key, key ? key_len : 0, value,
+                      value ? value_len : 0, h);
+        if (err) /* still ours when producev failed */
+                rd_kafka_headers_destroy(h);
+        return err;
+}
+
+int tt_kafka_out_error(tt_kafka_out *o, char *errstr, size_t errsize) {
+        if (!atomic_load(&o->failed)) {
+                /* A fatal error not yet served by a poll. */
+                char fatal[256];
+                rd_kafka_resp_err_t ferr =
+                    rd_kafka_fatal_error(o->rk, fatal, sizeof(fatal));
+                if (ferr)
+                        fail(o, TT_ERR_KAFKA, "fatal producer error: %s (%s)",
+                             fatal, rd_kafka_err2name(ferr));
+        }
+        int err = atomic_load(&o->failed);
+        if (errsize) {
+                errstr[0] = '\0';
+                if (err) {
+                        pthread_mutex_lock(&o->err_mu);
+                        snprintf(errstr, errsize, "%s", o->why);
+                        pthread_mutex_unlock(&o->err_mu);
+                }
+        }
+        return err;
+}
+
+int tt_kafka_out_flush(tt_kafka_out *o, int timeout_ms, char *errstr,
+                       size_t errsize) {
+        rd_kafka_resp_err_t ferr = rd_kafka_flush(o->rk, timeout_ms);
+        int err = tt_kafka_out_error(o, errstr, errsize);
+        if (err)
+                return err;
+        if (ferr) {
+                /* Not sticky: the records may still be delivered. */
+                pthread_mutex_lock(&o->err_mu);
+                snprintf(errstr, errsize,
+                         "flush: not done after %d ms (%d message(s) or "
+                         "request(s) in flight)%s%s",
+                         timeout_ms, rd_kafka_outq_len(o->rk),
+                         o->last_broker_error[0] ? "; last broker error: " : "",
+                         o->last_broker_error);
+                pthread_mutex_unlock(&o->err_mu);
+                return TT_ERR_KAFKA;
+        }
+        return TT_ERR_OK;
+}
+
+void tt_kafka_out_poll(tt_kafka_out *o) {
+        rd_kafka_poll(o->rk, 0);
+}
+
+uint64_t tt_kafka_out_delivered(const tt_kafka_out *o) {
+        return atomic_load(&o->delivered);
+}
