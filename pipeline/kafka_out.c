@@ -196,6 +196,9 @@ tt_kafka_out *tt_kafka_out_new(const tt_kafka_out_conf *c, char *errstr,
         static const char *const defaults[][2] = {
             {"enable.idempotence", "true"},
             {"linger.ms", "5"},
+            /* Dead letters carry input messages unchanged plus headers: room
+             * for the largest a broker accepts by default, and more. */
+            {"message.max.bytes", "16777216"},
             {"compression.codec", "none"},
         };
         int err = TT_ERR_OK;

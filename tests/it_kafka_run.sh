@@ -60,4 +60,16 @@ run avro 2>"$tmp/rerun.err"
 grep -o "run: .*" "$tmp/rerun.err"
 $PY "$SRC/tests/kafka/check_outputs.py" "$KAFKA_BROKERS" "$SRC" "$tmp/ref" \
   --format avro --rollups avro.rollups --streaks avro.streaks --latest
+echo "== SIGTERM: stop consuming, deliver, commit, exit 0"
+"$T" run --brokers "$KAFKA_BROKERS" --group it-term --input-topic json.events \
+  --input-format json --rollups-topic json.rollups --streaks-topic json.streaks \
+  --dlq-topic json.dlq -X message.max.bytes=8388608 2>"$tmp/term.err" &
+pid=$!
+sleep 6
+kill -TERM $pid
+if ! wait $pid; then cat "$tmp/term.err" >&2; echo "FAIL: exit status after SIGTERM" >&2; exit 1; fi
+grep -q "run: 598741 messages" "$tmp/term.err" ||
+  { cat "$tmp/term.err" >&2; echo "FAIL: not every message read before SIGTERM" >&2; exit 1; }
+grep -Eq "[1-9][0-9]* commits" "$tmp/term.err" ||
+  { echo "FAIL: no commit on SIGTERM" >&2; exit 1; }
 echo "it_kafka_run: all ok"

@@ -271,6 +271,176 @@ START_TEST(test_idle_partition) {
 }
 END_TEST
 
+/* Reads every message of a one-partition topic. The messages keep *rkp
+ * alive: destroy them before rd_kafka_destroy(*rkp). */
+static int read_all(const char *topic, rd_kafka_message_t **out, int max,
+                    rd_kafka_t **rkp) {
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, err, sizeof(err));
+        rd_kafka_conf_set(c, "group.id", "reader", err, sizeof(err));
+        rd_kafka_conf_set(c, "enable.partition.eof", "true", err, sizeof(err));
+        rd_kafka_conf_set(c, "fetch.message.max.bytes", "4000000", err,
+                          sizeof(err));
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, c, err, sizeof(err));
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, topic, 0)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_assign(rk, l);
+        rd_kafka_topic_partition_list_destroy(l);
+        int n = 0;
+        for (int i = 0; i < 100; i++) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
+                if (!m)
+                        continue;
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        rd_kafka_message_destroy(m);
+                        break;
+                }
+                if (m->err || n == max)
+                        rd_kafka_message_destroy(m);
+                else
+                        out[n++] = m;
+        }
+        rd_kafka_consumer_close(rk);
+        *rkp = rk;
+        return n;
+}
+
+static const char *header(const rd_kafka_message_t *m, const char *name,
+                          char *buf, size_t size) {
+        rd_kafka_headers_t *h;
+        const void *v;
+        size_t n;
+        if (rd_kafka_message_headers(m, &h) ||
+            rd_kafka_header_get_last(h, name, &v, &n))
+                return NULL;
+        snprintf(buf, size, "%.*s", (int)n, (const char *)v);
+        return buf;
+}
+
+START_TEST(test_bad_messages) {
+        topics("in.bad", 3);
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, err, sizeof(err));
+        rd_kafka_conf_set(c, "message.max.bytes", "4000000", err, sizeof(err));
+        rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+        for (int i = 0; i < 100; i++)
+                put(p, "in.bad", i % 3, W10 + i * 60000, "openai/x");
+        static char big[1000000];
+        memset(big, 'x', sizeof(big));
+        static const struct {
+                const char *reason;
+                const char *value; /* NULL: no value; "" : the 1 MB one */
+        } bad[] = {
+            {"malformed", "not json"},
+            {"missing_field", "{\"request_id\":\"r\",\"event_time\":"
+                              "1772409600000,\"prompt_tokens\":1,"
+                              "\"completion_tokens\":1}"},
+            {"negative_tokens", "{\"request_id\":\"r\",\"event_time\":"
+                                "1772409600000,\"model\":\"a/b\","
+                                "\"prompt_tokens\":-1,\"completion_tokens\""
+                                ":1}"},
+            {"malformed", NULL},
+            {"malformed", ""},
+        };
+        const int nbad = (int)(sizeof(bad) / sizeof(bad[0]));
+        for (int i = 0; i < nbad; i++) {
+                const void *v =
+                    bad[i].value ? (*bad[i].value ? (const void *)bad[i].value
+                                                  : (const void *)big)
+                                 : NULL;
+                size_t n = bad[i].value ? (*bad[i].value ? strlen(bad[i].value)
+                                                         : sizeof(big))
+                                        : 0;
+                char key[16];
+                snprintf(key, sizeof(key), "bad-%d", i);
+                ck_assert_int_eq(
+                    rd_kafka_producev(p, RD_KAFKA_V_TOPIC("in.bad"),
+                                      RD_KAFKA_V_PARTITION(i % 3),
+                                      RD_KAFKA_V_KEY(key, strlen(key)),
+                                      RD_KAFKA_V_VALUE((void *)v, n),
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                      RD_KAFKA_V_END),
+                    0);
+        }
+        ck_assert_int_eq(rd_kafka_flush(p, 10000), 0);
+        rd_kafka_destroy(p);
+
+        static const char *const props[] = {"message.max.bytes=4000000"};
+        recorder rc = {0};
+        char oerr[256];
+        tt_kafka_out_conf oc = {.brokers = bootstraps,
+                                .rollups_topic = "out.rollups",
+                                .streaks_topic = "out.streaks",
+                                .dlq_topic = "out.dlq",
+                                .props = props,
+                                .nprops = 1};
+        tt_kafka_out *o = tt_kafka_out_new(&oc, oerr, sizeof(oerr));
+        ck_assert_msg(o != NULL, "%s", oerr);
+        tt_stage_conf sc;
+        stage_conf(&sc, "in.bad", o, &rc);
+        sc.format = TT_IN_JSON;
+        sc.props = props;
+        sc.nprops = 1;
+        volatile sig_atomic_t stop = 0;
+        tt_stage_stats st;
+        ck_assert_msg(!tt_stage_run(&sc, &stop, &st, err, sizeof(err)), "%s",
+                      err);
+        ck_assert_uint_eq(st.accepted, 100);
+        ck_assert_uint_eq(st.dead_letters, (uint64_t)nbad);
+        ck_assert_int_eq(latest(&rc, "2026-W10", TT_DIM_TOTAL, "*")->r.tokens,
+                         1100);
+        tt_kafka_out_destroy(o);
+
+        rd_kafka_message_t *got[16];
+        rd_kafka_t *reader;
+        int n = read_all("out.dlq", got, 16, &reader);
+        ck_assert_int_eq(n, nbad);
+        int seen = 0;
+        for (int k = 0; k < n; k++) {
+                char key[16], buf[256];
+                snprintf(key, sizeof(key), "%.*s", (int)got[k]->key_len,
+                         (const char *)got[k]->key);
+                int i = atoi(key + 4);
+                ck_assert_str_eq(
+                    header(got[k], "tokentally.reason", buf, sizeof(buf)),
+                    bad[i].reason);
+                ck_assert_str_eq(
+                    header(got[k], "tokentally.topic", buf, sizeof(buf)),
+                    "in.bad");
+                ck_assert_ptr_nonnull(
+                    header(got[k], "tokentally.offset", buf, sizeof(buf)));
+                ck_assert_ptr_nonnull(
+                    header(got[k], "tokentally.detail", buf, sizeof(buf)));
+                char part[8];
+                snprintf(part, sizeof(part), "%d", i % 3);
+                ck_assert_str_eq(
+                    header(got[k], "tokentally.partition", buf, sizeof(buf)),
+                    part);
+                if (!bad[i].value) {
+                        ck_assert_ptr_null(got[k]->payload);
+                } else if (!*bad[i].value) {
+                        ck_assert_uint_eq(got[k]->len, sizeof(big));
+                        ck_assert_int_eq(
+                            memcmp(got[k]->payload, big, sizeof(big)), 0);
+                } else {
+                        ck_assert_uint_eq(got[k]->len, strlen(bad[i].value));
+                        ck_assert_int_eq(
+                            memcmp(got[k]->payload, bad[i].value, got[k]->len),
+                            0);
+                }
+                seen |= 1 << i;
+                rd_kafka_message_destroy(got[k]);
+        }
+        ck_assert_int_eq(seen, (1 << nbad) - 1);
+        rd_kafka_destroy(reader);
+        recorder_free(&rc);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("stage_mock");
         TCase *tc = tcase_create("mock");
@@ -278,6 +448,7 @@ int main(void) {
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, test_scenario_equals_replay);
         tcase_add_test(tc, test_idle_partition);
+        tcase_add_test(tc, test_bad_messages);
         suite_add_tcase(s, tc);
         SRunner *sr = srunner_create(s);
         srunner_run_all(sr, CK_NORMAL);
