@@ -11,6 +11,7 @@
 #include "tokentally/err.h"
 #include "tokentally/framing.h"
 #include "tokentally/json_event.h"
+#include "tokentally/kafka_conf.h"
 #include "tokentally/kafka_out.h"
 
 typedef struct gk {
@@ -91,30 +92,18 @@ int tt_gen_to_kafka(const tt_gen_conf *gc, const tt_gen_kafka_conf *kc,
         tt_buf_init(&g.buf, 1u << 20);
         *count = 0;
         char why[512];
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
-        const char *defaults[][2] = {
+        const tt_kafka_prop defaults[] = {
             {"bootstrap.servers", kc->brokers},
             {"enable.idempotence", "true"},
             {"linger.ms", "20"},
             {"queue.buffering.max.messages", "1000000"},
             {"batch.num.messages", "10000"},
         };
-        for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-                rd_kafka_conf_set(conf, defaults[i][0], defaults[i][1], why,
-                                  sizeof(why));
-        for (size_t i = 0; i < kc->nprops; i++) {
-                char kv[1024];
-                snprintf(kv, sizeof(kv), "%s", kc->props[i]);
-                char *eq = strchr(kv, '=');
-                if (!eq || (*eq = '\0', rd_kafka_conf_set(conf, kv, eq + 1, why,
-                                                          sizeof(why)) !=
-                                            RD_KAFKA_CONF_OK)) {
-                        snprintf(errstr, errsize, "-X %s: %s", kc->props[i],
-                                 eq ? why : "expected key=value");
-                        rd_kafka_conf_destroy(conf);
-                        return TT_ERR_INVAL;
-                }
-        }
+        rd_kafka_conf_t *conf =
+            tt_kafka_conf_new(defaults, sizeof(defaults) / sizeof(defaults[0]),
+                              kc->props, kc->nprops, errstr, errsize);
+        if (!conf)
+                return TT_ERR_INVAL;
         rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
         rd_kafka_conf_set_opaque(conf, &g);
         g.rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));

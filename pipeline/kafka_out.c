@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "tokentally/err.h"
+#include "tokentally/kafka_conf.h"
 #include "tokentally/framing.h"
 #include "tokentally/json_out.h"
 #include "tokentally/mem.h"
@@ -127,40 +128,6 @@ static void scratch_put(tt_kafka_out *o, scratch *s) {
         pthread_mutex_unlock(&o->pool_mu);
 }
 
-static int set_prop(rd_kafka_conf_t *conf, const char *name, const char *value,
-                    char *errstr, size_t errsize) {
-        char why[512];
-        if (rd_kafka_conf_set(conf, name, value, why, sizeof(why)) ==
-            RD_KAFKA_CONF_OK)
-                return TT_ERR_OK;
-        snprintf(errstr, errsize, "%s=%s: %s", name, value, why);
-        return TT_ERR_INVAL;
-}
-
-/* "-X key=value", split at the first '='. */
-static int set_user_prop(rd_kafka_conf_t *conf, const char *kv, char *errstr,
-                         size_t errsize) {
-        const char *eq = strchr(kv, '=');
-        if (!eq || eq == kv) {
-                snprintf(errstr, errsize, "-X %s: expected key=value", kv);
-                return TT_ERR_INVAL;
-        }
-        char *name = tt_strndup(kv, (size_t)(eq - kv));
-        if (!name) {
-                snprintf(errstr, errsize, "-X %s: out of memory", kv);
-                return TT_ERR_NOMEM;
-        }
-        char why[512];
-        int err = TT_ERR_OK;
-        if (rd_kafka_conf_set(conf, name, eq + 1, why, sizeof(why)) !=
-            RD_KAFKA_CONF_OK) {
-                snprintf(errstr, errsize, "-X %s: %s", kv, why);
-                err = TT_ERR_INVAL;
-        }
-        tt_free(name);
-        return err;
-}
-
 static void free_out(tt_kafka_out *o) {
         for (int i = 0; i < OUT__COUNT; i++)
                 if (o->rkt[i])
@@ -191,9 +158,9 @@ tt_kafka_out *tt_kafka_out_new(const tt_kafka_out_conf *c, char *errstr,
         atomic_init(&o->delivered, 0);
         o->json = c->json;
 
-        rd_kafka_conf_t *conf = rd_kafka_conf_new();
         /* Ours first, then -X: the user's properties win, as in kcat. */
-        static const char *const defaults[][2] = {
+        const tt_kafka_prop defaults[] = {
+            {"bootstrap.servers", c->brokers},
             {"enable.idempotence", "true"},
             {"linger.ms", "5"},
             /* Dead letters carry input messages unchanged plus headers: room
@@ -201,18 +168,10 @@ tt_kafka_out *tt_kafka_out_new(const tt_kafka_out_conf *c, char *errstr,
             {"message.max.bytes", "16777216"},
             {"compression.codec", "none"},
         };
-        int err = TT_ERR_OK;
-        if (c->brokers)
-                err = set_prop(conf, "bootstrap.servers", c->brokers, errstr,
-                               errsize);
-        for (size_t i = 0; !err && i < sizeof(defaults) / sizeof(defaults[0]);
-             i++)
-                err = set_prop(conf, defaults[i][0], defaults[i][1], errstr,
-                               errsize);
-        for (size_t i = 0; !err && i < c->nprops; i++)
-                err = set_user_prop(conf, c->props[i], errstr, errsize);
-        if (err) {
-                rd_kafka_conf_destroy(conf);
+        rd_kafka_conf_t *conf =
+            tt_kafka_conf_new(defaults, sizeof(defaults) / sizeof(defaults[0]),
+                              c->props, c->nprops, errstr, errsize);
+        if (!conf) {
                 free_out(o);
                 return NULL;
         }

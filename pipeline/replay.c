@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "tokentally/avro_event.h"
+#include "tokentally/clock.h"
 #include "tokentally/err.h"
 #include "tokentally/input.h"
 #include "tokentally/json_event.h"
@@ -85,18 +86,6 @@ typedef struct replay {
         bool stop;
         bool reader_done;
 } replay;
-
-static int64_t wall_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_s(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 tt_file_format tt_file_format_of(const char *path) {
         size_t n = strlen(path);
@@ -569,7 +558,7 @@ static void close_file(file *f) {
 int tt_replay_run(const tt_replay_conf *conf, tt_replay_stats *stats,
                   char *errstr, size_t errsize) {
         memset(stats, 0, sizeof(*stats));
-        double t0 = mono_s();
+        double t0 = tt_mono_s();
         replay rp;
         memset(&rp, 0, sizeof(rp));
         rp.conf = conf;
@@ -607,7 +596,7 @@ int tt_replay_run(const tt_replay_conf *conf, tt_replay_stats *stats,
                 b->next = rp.free_list;
                 rp.free_list = b;
         }
-        int64_t now = conf->clock ? conf->clock(conf->opaque) : wall_ms();
+        int64_t now = conf->clock ? conf->clock(conf->opaque) : tt_wall_ms();
         for (size_t i = 0; i < rp.nfiles; i++)
                 tt_engine_partition_add(conf->engine, (int32_t)i, now);
         pthread_mutex_init(&rp.mu, NULL);
@@ -648,7 +637,7 @@ int tt_replay_run(const tt_replay_conf *conf, tt_replay_stats *stats,
                         err = TT_ERR_IO;
                         break;
                 }
-                a.now = conf->clock ? conf->clock(conf->opaque) : wall_ms();
+                a.now = conf->clock ? conf->clock(conf->opaque) : tt_wall_ms();
                 if (b->kind == B_FATAL)
                         snprintf(errstr, errsize, "%s", b->msg);
                 if (b->kind == B_EOF)
@@ -678,7 +667,7 @@ int tt_replay_run(const tt_replay_conf *conf, tt_replay_stats *stats,
                                 break;
                         }
                 }
-                double t = mono_s();
+                double t = tt_mono_s();
                 if (conf->progress && t - last_progress >= 0.25) {
                         last_progress = t;
                         int64_t read = 0;
@@ -691,7 +680,7 @@ int tt_replay_run(const tt_replay_conf *conf, tt_replay_stats *stats,
                 }
         }
         if (!err) {
-                a.now = conf->clock ? conf->clock(conf->opaque) : wall_ms();
+                a.now = conf->clock ? conf->clock(conf->opaque) : tt_wall_ms();
                 err = tt_engine_close_all(conf->engine, a.now);
                 if (err)
                         snprintf(errstr, errsize, "%s", tt_err2str(err));
@@ -722,7 +711,7 @@ done:
         for (size_t i = 0; i < rp.nfiles; i++)
                 close_file(&rp.files[i]);
         stats->bytes = total_bytes;
-        stats->seconds = mono_s() - t0;
+        stats->seconds = tt_mono_s() - t0;
         tt_free(rp.files);
         tt_free(rp.pool);
         tt_free(rp.ring);

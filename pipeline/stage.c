@@ -17,9 +17,11 @@
 #include <time.h>
 
 #include "tokentally/avro_event.h"
+#include "tokentally/clock.h"
 #include "tokentally/err.h"
 #include "tokentally/framing.h"
 #include "tokentally/json_event.h"
+#include "tokentally/kafka_conf.h"
 #include "tokentally/mem.h"
 #include "tokentally/week.h"
 
@@ -79,18 +81,6 @@ typedef struct stage {
         char errmsg[256];
         uint64_t commits;
 } stage;
-
-static int64_t wall_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static double mono_s(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void fail(stage *st, int err, const char *fmt, const char *arg) {
         int expected = 0;
@@ -264,7 +254,7 @@ static void *worker_main(void *arg) {
                 }
                 ssize_t n =
                     rd_kafka_consume_batch_queue(w->q, 100, msgs, BATCH);
-                int64_t now = wall_ms();
+                int64_t now = tt_wall_ms();
                 for (ssize_t i = 0; i < n; i++) {
                         handle(w, msgs[i], now);
                         rd_kafka_message_destroy(msgs[i]);
@@ -368,7 +358,7 @@ out:
 /* ---- rebalances ------------------------------------------------------- */
 
 static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
-        int64_t now = wall_ms();
+        int64_t now = tt_wall_ms();
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *t = &parts->elems[i];
                 if (t->partition < 0 || t->partition >= st->nparts)
@@ -426,7 +416,7 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
 
 static void on_revoke(stage *st, rd_kafka_topic_partition_list_t *parts) {
         pause_workers(st);
-        tt_engine_tick(st->e, wall_ms());
+        tt_engine_tick(st->e, tt_wall_ms());
         rd_kafka_topic_partition_list_t *l = commit_offsets(st, parts);
         commit(st, l);
         for (int i = 0; i < parts->cnt; i++) {
@@ -434,7 +424,7 @@ static void on_revoke(stage *st, rd_kafka_topic_partition_list_t *parts) {
                 if (p < 0 || p >= st->nparts)
                         continue;
                 st->parts[p].assigned = false;
-                tt_engine_partition_remove(st->e, p, wall_ms());
+                tt_engine_partition_remove(st->e, p, tt_wall_ms());
         }
         resume_workers(st);
 }
@@ -464,12 +454,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
 static rd_kafka_t *make_consumer(stage *st, char *errstr, size_t errsize) {
         const tt_stage_conf *c = st->conf;
-        rd_kafka_conf_t *kc = rd_kafka_conf_new();
         /* queued.min.messages: librdkafka 2.0.2 takes a partition off the
          * fetch list for up to a second once its local queue reaches this
          * (librdkafka issue 3662); a deep queue that the workers drain
          * keeps fetching continuous. */
-        const char *defaults[][2] = {
+        const tt_kafka_prop defaults[] = {
             {"bootstrap.servers", c->brokers},
             {"group.id", c->group},
             {"enable.auto.commit", "false"},
@@ -482,35 +471,14 @@ static rd_kafka_t *make_consumer(stage *st, char *errstr, size_t errsize) {
             {"fetch.wait.max.ms", "100"},
             {"client.id", "tokentally"},
         };
-        char why[512];
-        for (size_t i = 0; i < sizeof(defaults) / sizeof(defaults[0]); i++)
-                if (rd_kafka_conf_set(kc, defaults[i][0], defaults[i][1], why,
-                                      sizeof(why)) != RD_KAFKA_CONF_OK) {
-                        snprintf(errstr, errsize, "%s", why);
-                        rd_kafka_conf_destroy(kc);
-                        return NULL;
-                }
-        for (size_t i = 0; i < c->nprops; i++) {
-                char kv[1024];
-                snprintf(kv, sizeof(kv), "%s", c->props[i]);
-                char *eq = strchr(kv, '=');
-                if (!eq) {
-                        snprintf(errstr, errsize, "-X %s: expected key=value",
-                                 c->props[i]);
-                        rd_kafka_conf_destroy(kc);
-                        return NULL;
-                }
-                *eq = '\0';
-                if (rd_kafka_conf_set(kc, kv, eq + 1, why, sizeof(why)) !=
-                    RD_KAFKA_CONF_OK) {
-                        snprintf(errstr, errsize, "-X %s: %s", c->props[i],
-                                 why);
-                        rd_kafka_conf_destroy(kc);
-                        return NULL;
-                }
-        }
+        rd_kafka_conf_t *kc =
+            tt_kafka_conf_new(defaults, sizeof(defaults) / sizeof(defaults[0]),
+                              c->props, c->nprops, errstr, errsize);
+        if (!kc)
+                return NULL;
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
         rd_kafka_conf_set_opaque(kc, st);
+        char why[512];
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
         if (!rk) {
                 snprintf(errstr, errsize, "%s", why);
@@ -550,7 +518,7 @@ static void collect(stage *st, tt_stage_stats *s) {
 int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                  tt_stage_stats *stats, char *errstr, size_t errsize) {
         memset(stats, 0, sizeof(*stats));
-        double t0 = mono_s();
+        double t0 = tt_mono_s();
         stage st;
         memset(&st, 0, sizeof(st));
         st.conf = conf;
@@ -618,7 +586,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                 goto done;
         }
 
-        int64_t last_prov = wall_ms(), last_commit = wall_ms();
+        int64_t last_prov = tt_wall_ms(), last_commit = tt_wall_ms();
         bool finished = false;
         while (!*stop && !atomic_load(&st.quit)) {
                 rd_kafka_message_t *m = rd_kafka_consumer_poll(st.rk, 100);
@@ -637,7 +605,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                              why);
                         break;
                 }
-                int64_t now = wall_ms();
+                int64_t now = tt_wall_ms();
                 bool prov = conf->emit_interval_ms > 0 &&
                             now - last_prov >= conf->emit_interval_ms;
                 bool eof = conf->close_at_eof && all_at_eof(&st);
@@ -675,7 +643,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                 /* Stopped by a signal: count what was read, deliver, and
                  * commit (open weeks are recounted by the next run). */
                 pause_workers(&st);
-                tt_engine_tick(st.e, wall_ms());
+                tt_engine_tick(st.e, tt_wall_ms());
                 commit(&st, commit_offsets(&st, NULL));
         }
         err = atomic_load(&st.err);
@@ -709,6 +677,6 @@ done:
         tt_engine_destroy(st.e);
         pthread_mutex_destroy(&st.mu);
         pthread_cond_destroy(&st.cv);
-        stats->seconds = mono_s() - t0;
+        stats->seconds = tt_mono_s() - t0;
         return err;
 }
