@@ -103,6 +103,12 @@ for sub, reason in (("l2", "late"), ("l3", "too_late")):
 print("late: revise, dlq and too_late ok")
 PYEOF
 
+echo "== options from the environment"
+TOKENTALLY_LATE=dlq "$T" replay --out "$tmp/l4" "$tmp/late.jsonl"
+grep -q '"reason":"late"' "$tmp/l4/dead-letters.jsonl"
+if TOKENTALLY_LATE=never "$T" replay --out "$tmp/x" "$tmp/late.jsonl" 2>"$tmp/err"; then exit 1; fi
+grep -q "TOKENTALLY_LATE" "$tmp/err"
+
 echo "== errors: unreadable file, bad option"
 if "$T" replay --out "$tmp/x" /nonexistent.jsonl 2>"$tmp/err"; then exit 1; fi
 grep -q "nonexistent" "$tmp/err"

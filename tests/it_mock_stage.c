@@ -247,6 +247,7 @@ START_TEST(test_idle_partition) {
         sc.format = TT_IN_JSON;
         sc.close_at_eof = false;
         sc.engine.idle_timeout_ms = 1500;
+        sc.emit_interval_ms = 300;
         run_arg a = {.sc = &sc};
         pthread_t th;
         pthread_create(&th, NULL, run_thread, &a);
@@ -266,6 +267,12 @@ START_TEST(test_idle_partition) {
         const rec_row *w10 = latest(&rc, "2026-W10", TT_DIM_TOTAL, "*");
         ck_assert_ptr_nonnull(w10);
         ck_assert_int_eq(w10->r.requests, 13); /* 12 of p0 + 1 of p1 */
+        /* W12 is still open: only PROVISIONAL rows, with what it has. */
+        const rec_row *w12 = latest(&rc, "2026-W12", TT_DIM_TOTAL, "*");
+        ck_assert_ptr_nonnull(w12);
+        ck_assert_int_eq(w12->r.status, TT_STATUS_PROVISIONAL);
+        ck_assert_int_eq(w12->r.revision, 0);
+        ck_assert_int_eq(w12->r.tokens, 6 * 11);
         tt_kafka_out_destroy(o);
         recorder_free(&rc);
 }
