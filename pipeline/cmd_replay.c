@@ -11,6 +11,7 @@
 #include "tokentally/engine.h"
 #include "tokentally/err.h"
 #include "tokentally/json_out.h"
+#include "tokentally/kafka_out.h"
 #include "tokentally/options.h"
 #include "tokentally/replay.h"
 #include "tokentally/setup.h"
@@ -25,6 +26,7 @@ typedef struct out_file {
 
 typedef struct replay_out {
         out_file rollups, streaks, dead;
+        tt_kafka_out *kafka; /* --brokers: the topics instead of files */
         int err;
 } replay_out;
 
@@ -68,11 +70,15 @@ static int after_write(out_file *o, int err) {
 
 static int sink_rollup(void *opaque, const tt_rollup *r) {
         replay_out *ro = opaque;
+        if (ro->kafka)
+                return tt_kafka_out_rollup(ro->kafka, r);
         return after_write(&ro->rollups, tt_json_rollup(&ro->rollups.buf, r));
 }
 
 static int sink_streak(void *opaque, const tt_streak_change *s) {
         replay_out *ro = opaque;
+        if (ro->kafka)
+                return tt_kafka_out_streak(ro->kafka, s);
         return after_write(&ro->streaks, tt_json_streak(&ro->streaks.buf, s));
 }
 
@@ -80,6 +86,12 @@ static int sink_dead(void *opaque, tt_reason reason, const char *detail,
                      const char *source, int64_t offset, const uint8_t *payload,
                      size_t len) {
         replay_out *ro = opaque;
+        /* On Kafka a file has no partition: -1, and the record index as
+         * the offset. */
+        if (ro->kafka)
+                return tt_kafka_out_dead_letter(ro->kafka, reason, detail,
+                                                source, -1, offset, NULL, 0,
+                                                payload, len);
         return after_write(&ro->dead,
                            tt_json_dead_letter(&ro->dead.buf,
                                                tt_reason_str(reason), detail,
@@ -128,14 +140,11 @@ int tt_cmd_replay(int argc, char **argv) {
         memset(&ro, 0, sizeof(ro));
         tt_engine *e = NULL;
         const char *dir = tt_opts_str(o, "out");
-        if (!dir || tt_opts_npos(o) == 0) {
-                fprintf(stderr, "tokentally replay: --out DIR and at least one "
-                                "FILE are required (see --help)\n");
-                goto out;
-        }
-        if (tt_opts_given(o, "brokers")) {
-                fprintf(stderr, "tokentally replay: writing to Kafka topics "
-                                "(--brokers) is not available yet\n");
+        bool kafka = tt_opts_given(o, "brokers");
+        if ((!dir && !kafka) || tt_opts_npos(o) == 0) {
+                fprintf(stderr, "tokentally replay: --out DIR (or --brokers) "
+                                "and at least one FILE are required (see "
+                                "--help)\n");
                 goto out;
         }
         if (tt_setup_engine(&su, o, TT_CMD_REPLAY, errstr, sizeof(errstr))) {
@@ -144,19 +153,38 @@ int tt_cmd_replay(int argc, char **argv) {
         }
         su.conf.max_future_ms = -1; /* no wall clock in replay (SPEC §3) */
         su.conf.idle_timeout_ms = 0;
-        if (mkdir(dir, 0777) && errno != EEXIST) {
-                fprintf(stderr, "tokentally replay: %s: %s\n", dir,
-                        strerror(errno));
-                goto out;
-        }
-        if (out_open(&ro.rollups, dir, "rollups.jsonl", errstr,
-                     sizeof(errstr)) ||
-            out_open(&ro.streaks, dir, "streaks.jsonl", errstr,
-                     sizeof(errstr)) ||
-            out_open(&ro.dead, dir, "dead-letters.jsonl", errstr,
-                     sizeof(errstr))) {
-                fprintf(stderr, "tokentally replay: %s\n", errstr);
-                goto out;
+        if (kafka) {
+                size_t nprops;
+                const char *const *props = tt_opts_list(o, "X", &nprops);
+                tt_kafka_out_conf oc = {
+                    .brokers = tt_opts_str(o, "brokers"),
+                    .rollups_topic = tt_opts_str(o, "rollups-topic"),
+                    .streaks_topic = tt_opts_str(o, "streaks-topic"),
+                    .dlq_topic = tt_opts_str(o, "dlq-topic"),
+                    .json = !strcmp(tt_opts_str(o, "output-format"), "json"),
+                    .props = props,
+                    .nprops = nprops,
+                };
+                ro.kafka = tt_kafka_out_new(&oc, errstr, sizeof(errstr));
+                if (!ro.kafka) {
+                        fprintf(stderr, "tokentally replay: %s\n", errstr);
+                        goto out;
+                }
+        } else {
+                if (mkdir(dir, 0777) && errno != EEXIST) {
+                        fprintf(stderr, "tokentally replay: %s: %s\n", dir,
+                                strerror(errno));
+                        goto out;
+                }
+                if (out_open(&ro.rollups, dir, "rollups.jsonl", errstr,
+                             sizeof(errstr)) ||
+                    out_open(&ro.streaks, dir, "streaks.jsonl", errstr,
+                             sizeof(errstr)) ||
+                    out_open(&ro.dead, dir, "dead-letters.jsonl", errstr,
+                             sizeof(errstr))) {
+                        fprintf(stderr, "tokentally replay: %s\n", errstr);
+                        goto out;
+                }
         }
         static const tt_sink sink = {sink_rollup, sink_streak};
         e = tt_engine_new(&su.conf, &sink, &ro, errstr, sizeof(errstr));
@@ -202,6 +230,11 @@ int tt_cmd_replay(int argc, char **argv) {
         int err = tt_replay_run(&rc_conf, &st, errstr, sizeof(errstr));
         if (rc_conf.progress)
                 fputc('\n', stderr);
+        if (!err && ro.kafka &&
+            (err = tt_kafka_out_flush(ro.kafka, 60000, errstr, sizeof(errstr))))
+                snprintf(errstr + strlen(errstr),
+                         sizeof(errstr) - strlen(errstr),
+                         " (delivering to Kafka)");
         int cerr = out_close(&ro.rollups);
         int cerr2 = out_close(&ro.streaks);
         int cerr3 = out_close(&ro.dead);
@@ -236,6 +269,7 @@ out:
         out_close(&ro.streaks);
         out_close(&ro.dead);
         tt_engine_destroy(e);
+        tt_kafka_out_destroy(ro.kafka);
         tt_setup_free(&su);
         tt_opts_destroy(o);
         return rc;

@@ -20,7 +20,7 @@ $BROKER install "$K"
 envs=$($BROKER start "$K" message.max.bytes=8388608)
 eval "$envs"
 echo "broker at $KAFKA_BROKERS"
-for p in avro json; do
+for p in avro json replay; do
   $BROKER create-topic "$K" "$p.events" 6
   $BROKER create-topic "$K" "$p.rollups" 3 cleanup.policy=compact
   $BROKER create-topic "$K" "$p.streaks" 1 cleanup.policy=compact
@@ -52,6 +52,12 @@ run json --input-format json --output-format json
 $PY "$SRC/tests/kafka/check_outputs.py" "$KAFKA_BROKERS" "$SRC" "$tmp/ref" \
   --format json --rollups json.rollups --streaks json.streaks \
   --dlq json.dlq --expect-dlq "$tmp/bad.json"
+
+echo "== replay --brokers writes the same rows to topics"
+"$T" replay --brokers "$KAFKA_BROKERS" --rollups-topic replay.rollups \
+  --streaks-topic replay.streaks --dlq-topic replay.dlq "$tmp/s.jsonl"
+$PY "$SRC/tests/kafka/check_outputs.py" "$KAFKA_BROKERS" "$SRC" "$tmp/ref" \
+  --format avro --rollups replay.rollups --streaks replay.streaks
 
 echo "== a restart resumes from the commit and skips what is final"
 # A second run of the finished group reads only what a commit could not
