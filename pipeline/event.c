@@ -21,6 +21,17 @@ const char *tt_reason_str(tt_reason r) {
 bool tt_utf8_valid(const char *s, size_t len) {
         const unsigned char *p = (const unsigned char *)s, *end = p + len;
         while (p < end) {
+                /* Slugs are nearly always ASCII: 8 bytes per step while no
+                 * byte has its top bit set. */
+                while (end - p >= 8) {
+                        uint64_t w;
+                        memcpy(&w, p, 8);
+                        if (w & UINT64_C(0x8080808080808080))
+                                break;
+                        p += 8;
+                }
+                if (p >= end)
+                        break;
                 unsigned c = *p;
                 if (c < 0x80) {
                         p++;

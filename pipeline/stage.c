@@ -455,9 +455,15 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 static rd_kafka_t *make_consumer(stage *st, char *errstr, size_t errsize) {
         const tt_stage_conf *c = st->conf;
         /* queued.min.messages: librdkafka 2.0.2 takes a partition off the
-         * fetch list for up to a second once its local queue reaches this
-         * (librdkafka issue 3662); a deep queue that the workers drain
-         * keeps fetching continuous. */
+         * fetch list for up to a second once the local queue reaches it
+         * (librdkafka issue 3662). With partition queues forwarded to a
+         * worker's queue, both thresholds count that whole queue: at the
+         * defaults (100000 messages) one worker on 6 partitions spent
+         * 10.9 s of a 13.4 s run off the fetch list (bench/kafka.sh). A deep
+         * queue keeps fetching continuous; it costs memory only when a
+         * worker falls behind (up to ~350 MiB seen with one worker). Do
+         * not lower the kbytes cap to save memory: it trips the same
+         * back-off. */
         const tt_kafka_prop defaults[] = {
             {"bootstrap.servers", c->brokers},
             {"group.id", c->group},
