@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the build, the tests and the benchmarks
 # need, only when something is missing (so a second run costs nothing).
+# --build: only what compiling needs (the Docker image's build stage).
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       librdkafka-dev libavro-dev libjemalloc-dev check libsubunit-dev
-      libdeflate-dev libsnappy-dev zlib1g-dev
-      python3 python3-avro python3-confluent-kafka kcat clang-format)
+      libdeflate-dev libsnappy-dev zlib1g-dev)
+if [ "${1:-}" != --build ]; then
+  # docker-compose (1.29) and python3-yaml: tests/it_kafka_compose.sh
+  # validates and reads docker/compose.yml with them.
+  pkgs+=(python3 python3-avro python3-confluent-kafka kcat clang-format
+         docker-compose python3-yaml)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||

@@ -4,11 +4,11 @@
 # AddressSanitizer + UBSan and runs the unit tests under them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash tests/install-deps.sh
 jobs=$(nproc)
 
-cmake -S . -B build -G Ninja -DTT_WERROR=ON >/dev/null
-cmake --build build -j "$jobs"
+# tests/build.sh installs what is missing and builds (Release); the Docker
+# image's build stage runs the same script.
+BUILD_DIR=build bash tests/build.sh -DTT_WERROR=ON
 (cd build && ctest --output-on-failure -j "$jobs")
 
 # Sanitizers: a report aborts the test (-fno-sanitize-recover=all and
