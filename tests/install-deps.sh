@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the build, the tests and the benchmarks
 # need, only when something is missing (so a second run costs nothing).
-# --build: only what compiling needs (the Docker image's build stage).
+# --build: only what compiling needs (the Docker image's build stage): a
+# library the build needs goes in the first list, or the image fails to build.
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       librdkafka-dev libavro-dev libjemalloc-dev check libsubunit-dev
