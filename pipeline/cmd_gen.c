@@ -238,6 +238,8 @@ int tt_cmd_gen(int argc, char **argv) {
                 why = pick_kind(format, path, &kind);
         if (!why && kind != OUT_AVRO && tt_opts_given(opts, "codec"))
                 why = "--codec applies to Avro output only";
+        if (!why && !to_kafka && tt_opts_double(opts, "rate") > 0)
+                why = "--rate applies to --brokers only";
         if (why) {
                 fprintf(stderr, "tokentally gen: %s\n", why);
                 goto done;
@@ -266,6 +268,7 @@ int tt_cmd_gen(int argc, char **argv) {
                     .json = kind == OUT_JSONL,
                     .props = props,
                     .nprops = nprops,
+                    .rate = tt_opts_double(opts, "rate"),
                 };
                 uint64_t n;
                 if (tt_gen_to_kafka(&conf, &kc, &n, errstr, sizeof(errstr))) {

@@ -8,6 +8,7 @@
 
 #include "tokentally/avro_event.h"
 #include "tokentally/buf.h"
+#include "tokentally/clock.h"
 #include "tokentally/err.h"
 #include "tokentally/framing.h"
 #include "tokentally/json_event.h"
@@ -19,6 +20,7 @@ typedef struct gk {
         const tt_gen_kafka_conf *kc;
         tt_buf buf;
         uint64_t produced;
+        double t0;  /* tt_mono_s() at the start, for --rate */
         int failed; /* first delivery error */
         char why[256];
 } gk;
@@ -31,6 +33,15 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque) {
                 snprintf(g->why, sizeof(g->why), "delivery to %s: %s",
                          g->kc->topic, rd_kafka_err2str(m->err));
         }
+}
+
+/* --rate: event n is due n / rate seconds after the start; wait for it in
+ * steps of at least 5 ms, serving delivery reports meanwhile. */
+static void pace(gk *g) {
+        double due = g->t0 + (double)g->produced / g->kc->rate;
+        double wait;
+        while ((wait = due - tt_mono_s()) >= 0.005)
+                rd_kafka_poll(g->rk, (int)(wait * 1000));
 }
 
 static int produce(gk *g, const void *key, size_t klen) {
@@ -51,6 +62,8 @@ static int produce(gk *g, const void *key, size_t klen) {
         }
         g->produced++;
         rd_kafka_poll(g->rk, 0);
+        if (g->kc->rate > 0)
+                pace(g);
         return g->failed;
 }
 
@@ -114,6 +127,7 @@ int tt_gen_to_kafka(const tt_gen_conf *gc, const tt_gen_kafka_conf *kc,
         const tt_gen_sink sink = {on_event, on_raw};
         tt_gen_conf c = *gc;
         c.text_output = kc->json;
+        g.t0 = tt_mono_s();
         int err = tt_gen_run(&c, &sink, &g, errstr, errsize);
         rd_kafka_resp_err_t ferr = rd_kafka_flush(g.rk, 120000);
         if (!err && ferr) {

@@ -82,6 +82,9 @@ const tt_opt_def tt_opt_defs[] = {
      "output format (default: from the --out extension)"},
     {"codec", 0, TT_OPT_STR, "deflate", "null|deflate|snappy", 0, 0, G,
      "Avro container codec"},
+    {"rate", 0, TT_OPT_DOUBLE, "0", NULL, 0, 1e9, G,
+     "with --brokers: events per second (0 = as fast as the broker takes "
+     "them)"},
 };
 const size_t tt_opt_ndefs = sizeof(tt_opt_defs) / sizeof(tt_opt_defs[0]);
 

@@ -141,20 +141,34 @@ subst() { # VAR=VALUE ... -> the same, brokers and metrics address replaced
       TOKENTALLY_BROKERS=*) echo "TOKENTALLY_BROKERS=$KAFKA_BROKERS" ;;
       TOKENTALLY_METRICS_ADDR=*) echo "TOKENTALLY_METRICS_ADDR=127.0.0.1:$mport" ;;
       TOKENTALLY_SCALE=*) echo "TOKENTALLY_SCALE=2e-5" ;;
+      TOKENTALLY_RATE=*) echo "TOKENTALLY_RATE=$gen_rate" ;;
       *) echo "$kv" ;;
     esac
   done
 }
+gen_rate=40000
 mport=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 mapfile -t genv < <(subst "${gen_env[@]}")
 mapfile -t senv < <(subst "${svc_env[@]}")
 grep -qx 'TOKENTALLY_BROKERS=kafka:9092' < <(printf '%s\n' "${svc_env[@]}") ||
   fail "the tokentally service does not read TOKENTALLY_BROKERS=kafka:9092"
 
-echo "-- generator: ${gen_cmd[*]} (scale 2e-5)"
+grep -q '^TOKENTALLY_RATE=' < <(printf '%s\n' "${gen_env[@]}") ||
+  fail "the generator service sets no TOKENTALLY_RATE"
+echo "-- generator: ${gen_cmd[*]} (scale 2e-5, $gen_rate events/s)"
+! "$T" gen --rate 10 --out "$tmp/x.jsonl" 2>/dev/null || fail "gen --rate without --brokers"
+t0=$(date +%s.%N)
 env -i PATH="$PATH" HOME="$tmp" "${genv[@]}" "$T" "${gen_cmd[@]}" 2>"$tmp/gen.err" ||
   { cat "$tmp/gen.err" >&2; fail "the generator's command"; }
-cat "$tmp/gen.err"
+t1=$(date +%s.%N)
+grep -v '^%' "$tmp/gen.err"
+# --rate: N events take at least about N / rate seconds.
+ngen=$(sed -n 's/^gen: \([0-9]*\) records delivered.*/\1/p' "$tmp/gen.err")
+/usr/bin/python3 -c "
+n, r, s = $ngen, $gen_rate, $t1 - $t0
+print(f'{n} events in {s:.2f} s: {n / s:.0f} events/s (--rate {r})')
+assert n > 0 and s >= 0.9 * n / r, 'the generator was faster than its rate'
+" || fail "gen --rate"
 
 echo "-- tokentally: ${svc_cmd[*]} (+ TOKENTALLY_CLOSE_AT_EOF=1)"
 env -i PATH="$PATH" HOME="$tmp" "${senv[@]}" TOKENTALLY_CLOSE_AT_EOF=1 \

@@ -17,6 +17,7 @@ typedef struct tt_gen_kafka_conf {
         bool json;
         const char *const *props; /* -X key=value */
         size_t nprops;
+        double rate; /* events per second; 0 = as fast as the broker takes */
 } tt_gen_kafka_conf;
 
 /* Runs the scenario into the topic and waits until every message is
