@@ -14,194 +14,12 @@
 #include "tokentally/cli.h"
 #include "tokentally/gen_kafka.h"
 #include "tokentally/kafka_out.h"
+#include "tokentally/leaderboard.h"
 #include "tokentally/options.h"
 #include "tokentally/setup.h"
 #include "tokentally/stage.h"
 
 #define INPUT_PARTITIONS 6
-
-/* The latest record of every row and streak, for the leaderboard. */
-typedef struct row {
-        char week[16];
-        tt_dim dim;
-        char key[260];
-        char origin[4];
-        int64_t tokens;
-        bool has_growth;
-        double growth, share;
-        int32_t rank;
-} row;
-
-typedef struct streak {
-        char rule[64], week[16], holder[260], runner[260];
-        tt_streak_kind kind;
-        int32_t length;
-        bool has_margin;
-        double margin;
-} streak;
-
-typedef struct board {
-        row *rows;
-        size_t nrows, caprows;
-        streak *streaks;
-        size_t nstreaks, capstreaks;
-        uint64_t rollups, streak_records;
-} board;
-
-static void cpy(char *dst, size_t size, tt_str s) {
-        size_t n = s.ptr ? (s.len < size - 1 ? s.len : size - 1) : 0;
-        if (n)
-                memcpy(dst, s.ptr, n);
-        dst[n] = '\0';
-}
-
-static int board_rollup(void *opaque, const tt_rollup *r) {
-        board *b = opaque;
-        char key[260];
-        cpy(key, sizeof(key), r->key);
-        b->rollups++;
-        row *x = NULL;
-        for (size_t i = 0; i < b->nrows && !x; i++)
-                if (b->rows[i].dim == r->dimension &&
-                    !strcmp(b->rows[i].week, r->week) &&
-                    !strcmp(b->rows[i].key, key))
-                        x = &b->rows[i];
-        if (!x) {
-                if (b->nrows == b->caprows) {
-                        size_t n = b->caprows ? b->caprows * 2 : 256;
-                        row *nr = realloc(b->rows, n * sizeof(*nr));
-                        if (!nr)
-                                return -1;
-                        b->rows = nr;
-                        b->caprows = n;
-                }
-                x = &b->rows[b->nrows++];
-        }
-        snprintf(x->week, sizeof(x->week), "%s", r->week);
-        x->dim = r->dimension;
-        snprintf(x->key, sizeof(x->key), "%s", key);
-        cpy(x->origin, sizeof(x->origin), r->origin);
-        x->tokens = r->tokens;
-        x->has_growth = r->has_growth;
-        x->growth = r->wow_growth_pct;
-        x->share = r->share_pct;
-        x->rank = r->rank;
-        return 0;
-}
-
-static int board_streak(void *opaque, const tt_streak_change *s) {
-        board *b = opaque;
-        b->streak_records++;
-        char rule[64];
-        cpy(rule, sizeof(rule), s->rule);
-        streak *x = NULL;
-        for (size_t i = 0; i < b->nstreaks && !x; i++)
-                if (!strcmp(b->streaks[i].rule, rule) &&
-                    !strcmp(b->streaks[i].week, s->week))
-                        x = &b->streaks[i];
-        if (!x) {
-                if (b->nstreaks == b->capstreaks) {
-                        size_t n = b->capstreaks ? b->capstreaks * 2 : 64;
-                        streak *ns = realloc(b->streaks, n * sizeof(*ns));
-                        if (!ns)
-                                return -1;
-                        b->streaks = ns;
-                        b->capstreaks = n;
-                }
-                x = &b->streaks[b->nstreaks++];
-        }
-        snprintf(x->rule, sizeof(x->rule), "%s", rule);
-        snprintf(x->week, sizeof(x->week), "%s", s->week);
-        cpy(x->holder, sizeof(x->holder), s->holder);
-        cpy(x->runner, sizeof(x->runner), s->runner_up);
-        x->kind = s->kind;
-        x->length = s->length_weeks;
-        x->has_margin = s->has_margin;
-        x->margin = s->margin_pct;
-        return 0;
-}
-
-static int cmp_week(const void *a, const void *b) {
-        return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-static const row *find(const board *b, const char *week, tt_dim dim,
-                       int32_t rank) {
-        for (size_t i = 0; i < b->nrows; i++)
-                if (b->rows[i].dim == dim && b->rows[i].rank == rank &&
-                    !strcmp(b->rows[i].week, week))
-                        return &b->rows[i];
-        return NULL;
-}
-
-static void human(char *out, size_t size, int64_t t) {
-        if (t >= 1000000000)
-                snprintf(out, size, "%.3f G", (double)t / 1e9);
-        else
-                snprintf(out, size, "%.1f M", (double)t / 1e6);
-}
-
-static void print_board(const board *b, int nweeks) {
-        const char *weeks[64];
-        size_t nw = 0;
-        for (size_t i = 0; i < b->nrows; i++) {
-                if (b->rows[i].dim != TT_DIM_TOTAL || nw == 64)
-                        continue;
-                weeks[nw++] = b->rows[i].week;
-        }
-        qsort(weeks, nw, sizeof(weeks[0]), cmp_week);
-        size_t from = nw > (size_t)nweeks ? nw - (size_t)nweeks : 0;
-        printf("\nWeekly tokens by origin (scenario scale 1e-4: 1 G here is "
-               "10 T in the headline)\n\n");
-        printf("%-9s  %-28s %-28s %-28s %s\n", "week", "#1", "#2", "#3", "all");
-        for (size_t i = from; i < nw; i++) {
-                printf("%-9s ", weeks[i]);
-                for (int r = 1; r <= 3; r++) {
-                        const row *x = find(b, weeks[i], TT_DIM_ORIGIN, r);
-                        char cell[64] = "", t[32];
-                        if (x) {
-                                human(t, sizeof(t), x->tokens);
-                                if (x->has_growth)
-                                        snprintf(cell, sizeof(cell),
-                                                 "%s %s %+.2f%% %.1f%%", x->key,
-                                                 t, x->growth, x->share);
-                                else
-                                        snprintf(cell, sizeof(cell),
-                                                 "%s %s %.1f%%", x->key, t,
-                                                 x->share);
-                        }
-                        printf(" %-28s", cell);
-                }
-                const row *t = find(b, weeks[i], TT_DIM_TOTAL, 1);
-                char tt[32];
-                human(tt, sizeof(tt), t ? t->tokens : 0);
-                printf(" %s\n", tt);
-        }
-        if (!nw)
-                return;
-        const char *last = weeks[nw - 1];
-        printf("\nTop models of %s\n", last);
-        for (int r = 1; r <= 5; r++) {
-                const row *x = find(b, last, TT_DIM_MODEL, r);
-                if (!x)
-                        break;
-                char t[32];
-                human(t, sizeof(t), x->tokens);
-                printf("  %d. %-34s %s  %10s  %5.2f%%\n", r, x->key, x->origin,
-                       t, x->share);
-        }
-        printf("\nStreaks after %s\n", last);
-        for (size_t i = 0; i < b->nstreaks; i++) {
-                const streak *s = &b->streaks[i];
-                if (strcmp(s->week, last))
-                        continue;
-                printf("  %-22s %s has led for %d consecutive week%s", s->rule,
-                       s->holder, s->length, s->length == 1 ? "" : "s");
-                if (s->has_margin)
-                        printf(", %.2f%% ahead of %s", s->margin, s->runner);
-                printf("\n");
-        }
-}
 
 static const char usage[] = "tokentally demo [options]";
 static volatile sig_atomic_t never;
@@ -223,7 +41,7 @@ int tt_cmd_demo(int argc, char **argv) {
         int rc = 1;
         tt_setup su;
         memset(&su, 0, sizeof(su));
-        board b;
+        tt_board b;
         memset(&b, 0, sizeof(b));
         rd_kafka_t *mock_rk = NULL;
         tt_kafka_out *out = NULL;
@@ -291,7 +109,7 @@ int tt_cmd_demo(int argc, char **argv) {
                 fprintf(stderr, "tokentally demo: %s\n", errstr);
                 goto done;
         }
-        static const tt_sink tee = {board_rollup, board_streak};
+        static const tt_sink tee = {tt_board_rollup, tt_board_streak};
         sc.brokers = bootstraps;
         sc.group = "tokentally-demo";
         sc.out = out;
@@ -313,7 +131,7 @@ int tt_cmd_demo(int argc, char **argv) {
                    (double)(t2.tv_nsec - t1.tv_nsec) / 1e9,
                (unsigned long long)st.dead_letters,
                (unsigned long long)st.engine.weeks_closed);
-        print_board(&b, 6);
+        tt_board_print(stdout, &b, 6, TT_BOARD_SCENARIO_NOTE);
         printf("\nTopics on %s: %s (%llu WeeklyRollup records), %s (%llu "
                "StreakChange records), %s (%llu dead letters); %s values, "
                "keys week/dimension/key and rule.\n",
@@ -326,8 +144,7 @@ done:
         tt_kafka_out_destroy(out);
         if (mock_rk)
                 rd_kafka_destroy(mock_rk);
-        free(b.rows);
-        free(b.streaks);
+        tt_board_free(&b);
         tt_setup_free(&su);
         tt_opts_destroy(o);
         return rc;

@@ -224,7 +224,10 @@ int tt_cmd_gen(int argc, char **argv) {
         const char *why = NULL;
         out_kind kind = OUT_JSONL;
         bool to_kafka = tt_opts_given(opts, "brokers");
-        if (tt_opts_npos(opts) > 0)
+        if (format && strcmp(format, "avro") && strcmp(format, "jsonl"))
+                why = "--format: gen writes avro or jsonl (json and table "
+                      "are tail's)";
+        else if (tt_opts_npos(opts) > 0)
                 why = "unexpected argument (the output goes to --out FILE)";
         else if (to_kafka && path)
                 why = "--out and --brokers exclude each other";

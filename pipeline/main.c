@@ -13,6 +13,7 @@ static const struct {
     {"demo", tt_cmd_demo, "the Kafka stage on an embedded cluster"},
     {"replay", tt_cmd_replay, "replay event files through the engine"},
     {"gen", tt_cmd_gen, "generate a synthetic event history"},
+    {"tail", tt_cmd_tail, "print an output topic as JSON or a leaderboard"},
 };
 
 static void usage(FILE *f) {

@@ -64,8 +64,9 @@ const tt_opt_def tt_opt_defs[] = {
      "encoding of the output topics (avro: Confluent framing)"},
     {"from-timestamp", 0, TT_OPT_INT, NULL, NULL, 0, 9.2e18, R,
      "start a new group at this event timestamp (epoch ms)"},
-    {"from-beginning", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, R,
-     "reset the group to the earliest offsets"},
+    {"from-beginning", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, R | T,
+     "run: reset the group to the earliest offsets; tail: read the topic "
+     "from its earliest offsets (default: new records only)"},
     {"guarantee", 0, TT_OPT_STR, "exactly-once", "exactly-once|at-least-once",
      0, 0, R, "delivery guarantee"},
     {"X", 'X', TT_OPT_LIST, NULL, NULL, 0, 0, R | P | G | D | T,
@@ -78,8 +79,16 @@ const tt_opt_def tt_opt_defs[] = {
     {"seed", 0, TT_OPT_INT, "1", NULL, 0, 9.2e18, G, "random seed"},
     {"invalid-rate", 0, TT_OPT_DOUBLE, "0", NULL, 0, 1, G,
      "extra invalid records per valid one"},
-    {"format", 0, TT_OPT_STR, NULL, "avro|jsonl", 0, 0, G,
-     "output format (default: from the --out extension)"},
+    {"format", 0, TT_OPT_STR, NULL, "avro|jsonl|json|table", 0, 0, G | T,
+     "gen: avro|jsonl (default: from the --out extension); tail: json "
+     "(one object per record, the default) or table (a leaderboard)"},
+    /* tail (README "Consuming the outputs"). */
+    {"topic", 0, TT_OPT_LIST, NULL, NULL, 0, 0, T,
+     "output topic to read (rollups, streaks or dead letters); repeatable, "
+     "or comma-separated"},
+    {"exit-at-eof", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, T,
+     "exit when every partition is at its end (default: follow until "
+     "SIGINT/SIGTERM)"},
     {"codec", 0, TT_OPT_STR, "deflate", "null|deflate|snappy", 0, 0, G,
      "Avro container codec"},
     {"rate", 0, TT_OPT_DOUBLE, "0", NULL, 0, 1e9, G,

@@ -7,5 +7,6 @@ int tt_cmd_replay(int argc, char **argv);
 int tt_cmd_gen(int argc, char **argv);
 int tt_cmd_run(int argc, char **argv);
 int tt_cmd_demo(int argc, char **argv);
+int tt_cmd_tail(int argc, char **argv);
 
 #endif

@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Reads tokentally's output topics with confluent-kafka and fastavro.
+
+    pip install confluent-kafka fastavro
+    python3 consume_outputs.py --brokers localhost:9092 \
+        --schemas schemas token-usage.rollups token-usage.streaks
+
+Values are Avro in Confluent framing (byte 0, a 4-byte big-endian schema
+id: 2 WeeklyRollup, 3 StreakChange, then the Avro body), or JSON objects
+when the stage runs with --output-format json. The example reads every
+partition from the beginning (no consumer group offsets), prints one JSON
+line per record, keeps the latest record per key -- on these compacted
+topics, the latest record of a key is the truth -- and prints a summary at
+the end of the topics."""
+import argparse
+import datetime
+import io
+import json
+import struct
+import sys
+from pathlib import Path
+
+import fastavro
+from confluent_kafka import Consumer, KafkaError, TopicPartition, OFFSET_BEGINNING
+
+SCHEMA_FILES = {2: "weekly_rollup.avsc", 3: "streak_change.avsc"}
+EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+
+
+def load_schemas(folder):
+    return {sid: fastavro.parse_schema(json.loads((Path(folder) / f).read_text()))
+            for sid, f in SCHEMA_FILES.items()}
+
+
+def decode(value, schemas):
+    if value[:1] == b"{":                        # --output-format json
+        return json.loads(value)
+    magic, schema_id = struct.unpack(">bI", value[:5])
+    if magic != 0 or schema_id not in schemas:
+        raise ValueError("not a tokentally output record")
+    record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schemas[schema_id])
+    for name, x in record.items():              # timestamp-millis -> epoch ms
+        if isinstance(x, datetime.datetime):
+            record[name] = (x - EPOCH) // datetime.timedelta(milliseconds=1)
+    return record
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--brokers", default="localhost:9092")
+    ap.add_argument("--schemas", default="schemas", help="folder of *.avsc")
+    ap.add_argument("topics", nargs="+")
+    args = ap.parse_args()
+    schemas = load_schemas(args.schemas)
+    consumer = Consumer({"bootstrap.servers": args.brokers,
+                         "group.id": "consume-outputs-example",
+                         "enable.auto.commit": False,
+                         "enable.partition.eof": True})
+    partitions = [TopicPartition(t, p, OFFSET_BEGINNING) for t in args.topics
+                  for p in consumer.list_topics(t, timeout=30).topics[t].partitions]
+    consumer.assign(partitions)
+    at_end, latest, records = set(), {}, 0
+    while len(at_end) < len(partitions):
+        msg = consumer.poll(10.0)
+        if msg is None:
+            sys.exit("no message for 10 s")
+        if msg.error():
+            if msg.error().code() == KafkaError._PARTITION_EOF:
+                at_end.add((msg.topic(), msg.partition()))
+                continue
+            sys.exit(str(msg.error()))
+        if any(k.startswith("tokentally.") for k, _ in msg.headers() or []):
+            continue                             # a dead letter: raw input bytes
+        record = decode(msg.value(), schemas)
+        key = msg.key().decode()
+        latest[(msg.topic(), key)] = record
+        records += 1
+        print(json.dumps({"topic": msg.topic(), "key": key, "value": record}))
+    consumer.close()
+    print("%d records, %d keys" % (records, len(latest)), file=sys.stderr)
+    origins = [r for r in latest.values() if r.get("dimension") == "ORIGIN"]
+    if origins:                                  # the newest week, by rank
+        week = max(r["week"] for r in origins)
+        for r in sorted((r for r in origins if r["week"] == week),
+                        key=lambda r: r["rank"]):
+            growth = r["wow_growth_pct"]
+            print("%s %-3s %14d tokens %8s %6.2f%% of the week, %s rev %d" % (
+                week, r["key"], r["tokens"],
+                "" if growth is None else "%+.2f%%" % growth,
+                r["share_pct"], r["status"], r["revision"]), file=sys.stderr)
+
+if __name__ == "__main__":
+    main()
