@@ -91,6 +91,25 @@ grep -Eq '^(bash )?tests/build\.sh|bash tests/build\.sh' "$SRC/tests/run.sh" ||
   fail "tests/run.sh does not build with tests/build.sh"
 [ -f "$SRC/docker/Dockerfile.dockerignore" ] || fail "no docker/Dockerfile.dockerignore"
 
+echo "== the image's build stage installs every library CMakeLists.txt needs"
+# What `install-deps.sh --build` checks for (a stand-in dpkg-query notes the
+# names and says "installed", so nothing is installed here) must hold the
+# .pc file of every pkg_check_modules() module.
+mkdir -p "$tmp/fakebin"
+printf '#!/bin/sh\nfor a; do :; done; echo "$a" >>"%s"; echo "install ok installed"\n' \
+  "$tmp/build-pkgs" >"$tmp/fakebin/dpkg-query"
+chmod +x "$tmp/fakebin/dpkg-query"
+PATH="$tmp/fakebin:$PATH" bash "$SRC/tests/install-deps.sh" --build
+for mod in $(sed -n 's/^ *pkg_check_modules([A-Z_]* REQUIRED IMPORTED_TARGET \([^ )]*\)).*/\1/p' \
+               "$SRC/CMakeLists.txt"); do
+  pc="$(pkg-config --variable=pcfiledir "$mod")/$mod.pc"
+  pkg=$(dpkg-query -S "$pc" 2>/dev/null || dpkg-query -S "$(readlink -f "$pc")")
+  pkg=${pkg%%:*}
+  grep -qx "$pkg" "$tmp/build-pkgs" ||
+    fail "pkg-config module $mod ($pkg) is not in tests/install-deps.sh's --build list"
+  echo "  $mod: $pkg"
+done
+
 echo "== runtime packages of the binary (docker/runtime-packages.sh)"
 bash "$SRC/docker/runtime-packages.sh" "$T" >"$tmp/pkgs"
 tr '\n' ' ' <"$tmp/pkgs"; echo
