@@ -224,4 +224,14 @@ case $w14 in
   *) grep -q TOKENTALLY_OUTPUT_FORMAT=json < <(printf '%s\n' "${svc_env[@]}") &&
        fail "the 2026-W14 total is not 540000000 tokens, FINAL" ;;
 esac
+
+echo "== README: tail --format table inside the tokentally container"
+# `docker compose exec tokentally tokentally tail ...` runs with the
+# service's environment (TOKENTALLY_BROKERS among it).
+env -i PATH="$PATH" HOME="$tmp" "${senv[@]}" timeout 120 "$T" tail --from-beginning \
+  --exit-at-eof --format table --topic token-usage.rollups,token-usage.streaks \
+  >"$tmp/table.txt" 2>"$tmp/tail.err" || { cat "$tmp/tail.err" >&2; fail "tail"; }
+grep -A2 '^Origins of 2026-W14' "$tmp/table.txt"
+grep -Eq '^ +1 CN +259,200,000 .*FINAL' "$tmp/table.txt" ||
+  fail "tail's table has no 2026-W14 CN row (12.96 T x 2e-5, FINAL)"
 echo "PASS"
