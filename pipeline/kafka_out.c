@@ -16,6 +16,7 @@
 #include "tokentally/kafka_conf.h"
 #include "tokentally/framing.h"
 #include "tokentally/json_out.h"
+#include "tokentally/log.h"
 #include "tokentally/mem.h"
 
 /* Ceiling of one encoded key + value. Rollups and streaks are a few hundred
@@ -176,6 +177,7 @@ tt_kafka_out *tt_kafka_out_new(const tt_kafka_out_conf *c, char *errstr,
                 return NULL;
         }
         rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+        rd_kafka_conf_set_log_cb(conf, tt_log_rdkafka); /* JSON lines */
         rd_kafka_conf_set_error_cb(conf, error_cb);
         rd_kafka_conf_set_opaque(conf, o);
 

@@ -69,6 +69,12 @@ const tt_opt_def tt_opt_defs[] = {
      "from its earliest offsets (default: new records only)"},
     {"guarantee", 0, TT_OPT_STR, "exactly-once", "exactly-once|at-least-once",
      0, 0, R, "delivery guarantee"},
+    /* Operations. */
+    {"metrics-addr", 0, TT_OPT_STR, "0.0.0.0:9464", NULL, 0, 0, R,
+     "HOST:PORT serving /metrics, /healthz, /readyz (off or \"\" = none; "
+     "port 0 = any free port)"},
+    {"log-level", 0, TT_OPT_STR, "info", "error|warn|info|debug", 0, 0, R,
+     "JSON log lines on stderr at this level and above"},
     {"X", 'X', TT_OPT_LIST, NULL, NULL, 0, 0, R | P | G | D | T,
      "key=value passed to librdkafka, repeatable"},
     /* gen (SPEC §8, §9). */

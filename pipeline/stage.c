@@ -22,6 +22,7 @@
 #include "tokentally/framing.h"
 #include "tokentally/json_event.h"
 #include "tokentally/kafka_conf.h"
+#include "tokentally/log.h"
 #include "tokentally/mem.h"
 #include "tokentally/week.h"
 
@@ -38,11 +39,12 @@ typedef struct wkoff {
 } wkoff;
 
 typedef struct ppart {
-        bool assigned;              /* coordinator */
-        int64_t next_offset;        /* (w) -1: nothing consumed yet */
-        _Atomic bool eof;           /* (w) at the end of the partition */
-        wkoff weeks[TRACKED_WEEKS]; /* (w) */
-        int nweeks;                 /* (w) */
+        _Atomic bool assigned;           /* coordinator */
+        _Atomic int64_t next_offset;     /* (w) -1: nothing consumed yet */
+        _Atomic int64_t newest_event_ms; /* (w) for /metrics */
+        _Atomic bool eof;                /* (w) at the end of the partition */
+        wkoff weeks[TRACKED_WEEKS];      /* (w) */
+        int nweeks;                      /* (w) */
 } ppart;
 
 typedef struct worker {
@@ -52,8 +54,10 @@ typedef struct worker {
         bool started;
         rd_kafka_queue_t *q;
         tt_json_dec *jd;
-        /* counters, read by the coordinator while paused */
-        uint64_t messages, accepted, skipped, dead[TT_REASON__COUNT];
+        /* Counters: written by this worker only (bump), read by the
+         * coordinator and by metrics scrapes at any time. */
+        _Atomic uint64_t messages, accepted, skipped, late_queued,
+            dead[TT_REASON__COUNT];
 } worker;
 
 typedef struct stage {
@@ -80,7 +84,31 @@ typedef struct stage {
         _Atomic int err;
         char errmsg[256];
         uint64_t commits;
+        struct tt_stage_live *live; /* conf->live or our own */
 } stage;
+
+/* A single writer's counter: a relaxed load and store (no locked add), so
+ * counting costs what a plain ++ does while scrapes read it race-free. */
+static inline void bump(_Atomic uint64_t *c) {
+        atomic_store_explicit(c,
+                              atomic_load_explicit(c, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+}
+
+struct tt_stage_live {
+        pthread_mutex_t mu;
+        stage *st;           /* the attached run, or NULL */
+        tt_engine_stats eng; /* published with the workers paused */
+        int64_t watermark_ms;
+        tt_stage_stats last; /* the last finished run */
+        uint64_t last_late_queued;
+        bool finished;
+        int err; /* fatal error of the last run */
+        char errmsg[128];
+        char topic[256];
+        _Atomic uint64_t rebalances, commits;
+        tt_hist emit, commit;
+};
 
 static void fail(stage *st, int err, const char *fmt, const char *arg) {
         int expected = 0;
@@ -138,7 +166,7 @@ static void track(ppart *pp, int32_t week, int64_t off) {
 static void dead(worker *w, const rd_kafka_message_t *m, tt_reason why,
                  const char *detail) {
         stage *st = w->st;
-        w->dead[why]++;
+        bump(&w->dead[why]);
         int err = tt_kafka_out_dead_letter(
             st->conf->out, why, detail, rd_kafka_topic_name(m->rkt),
             m->partition, m->offset, m->key, m->key_len, m->payload, m->len);
@@ -191,8 +219,9 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
                 return;
         }
         atomic_store_explicit(&pp->eof, false, memory_order_relaxed);
-        pp->next_offset = m->offset + 1;
-        w->messages++;
+        atomic_store_explicit(&pp->next_offset, m->offset + 1,
+                              memory_order_relaxed);
+        bump(&w->messages);
         tt_event ev;
         char detail[DETAIL_MAX];
         memset(&ev, 0, sizeof(ev));
@@ -209,7 +238,7 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
             week <
                 atomic_load_explicit(&st->skip_below, memory_order_relaxed)) {
                 /* Re-read after a restart: its week was final before. */
-                w->skipped++;
+                bump(&w->skipped);
                 return;
         }
         if (r == TT_REASON_NONE) {
@@ -219,6 +248,8 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
                                          "out of memory queueing a late "
                                          "event");
                                 r = TT_REASON_KEY_LIMIT;
+                        } else {
+                                bump(&w->late_queued);
                         }
                 } else if (tt_engine_count(st->e, (uint32_t)w->id, week, &ev)) {
                         snprintf(detail, sizeof(detail),
@@ -231,9 +262,13 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
                 dead(w, m, r, detail);
                 return;
         }
-        w->accepted++;
+        bump(&w->accepted);
         track(pp, week, m->offset);
         tt_engine_seen(st->e, m->partition, ev.event_time_ms, now);
+        if (ev.event_time_ms >
+            atomic_load_explicit(&pp->newest_event_ms, memory_order_relaxed))
+                atomic_store_explicit(&pp->newest_event_ms, ev.event_time_ms,
+                                      memory_order_relaxed);
 }
 
 static void *worker_main(void *arg) {
@@ -335,6 +370,7 @@ commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only) {
 static int commit(stage *st, rd_kafka_topic_partition_list_t *l) {
         char why[256];
         int err = TT_ERR_OK;
+        double t0 = tt_mono_s();
         if (l->cnt == 0)
                 goto out;
         if ((err =
@@ -349,13 +385,59 @@ static int commit(stage *st, rd_kafka_topic_partition_list_t *l) {
                 err = TT_ERR_KAFKA;
         } else {
                 st->commits++;
+                double dt = tt_mono_s() - t0;
+                atomic_fetch_add(&st->live->commits, 1);
+                tt_hist_observe(&st->live->commit, dt);
+                TT_LOG(TT_LOG_DEBUG, "offsets committed",
+                       TT_KV_I("partitions", l->cnt),
+                       TT_KV_I("latency_us", (int64_t)(dt * 1e6)));
         }
 out:
         rd_kafka_topic_partition_list_destroy(l);
         return err;
 }
 
+/* ---- live view ------------------------------------------------------- */
+
+/* With the workers paused: hands the engine's figures to the live view
+ * and logs closed weeks. True when rows or streak changes were emitted
+ * since the last call. */
+static bool publish(stage *st) {
+        tt_engine_stats es;
+        tt_engine_get_stats(st->e, &es);
+        int64_t wm = tt_engine_watermark(st->e);
+        tt_stage_live *l = st->live;
+        pthread_mutex_lock(&l->mu);
+        tt_engine_stats old = l->eng;
+        l->eng = es;
+        l->watermark_ms = wm;
+        pthread_mutex_unlock(&l->mu);
+        if (es.weeks_closed > old.weeks_closed) {
+                char name[16];
+                tt_week_name(tt_engine_closed_through(st->e), name,
+                             sizeof(name));
+                TT_LOG(TT_LOG_INFO, "week closed", TT_KV_S("week", name),
+                       TT_KV_I("weeks", es.weeks_closed - old.weeks_closed),
+                       TT_KV_I("rows", es.rows[TT_STATUS_FINAL] -
+                                           old.rows[TT_STATUS_FINAL]));
+        }
+        return es.rows[0] + es.rows[1] + es.rows[2] + es.streaks !=
+               old.rows[0] + old.rows[1] + old.rows[2] + old.streaks;
+}
+
 /* ---- rebalances ------------------------------------------------------- */
+
+static void log_parts(const char *msg, const stage *st,
+                      const rd_kafka_topic_partition_list_t *parts) {
+        char list[512] = "";
+        size_t n = 0;
+        for (int i = 0; i < parts->cnt && n < sizeof(list); i++)
+                n += (size_t)snprintf(list + n, sizeof(list) - n, "%s%d",
+                                      i ? "," : "",
+                                      (int)parts->elems[i].partition);
+        TT_LOG(TT_LOG_INFO, msg, TT_KV_S("topic", st->conf->topic),
+               TT_KV_S("partitions", list), TT_KV_I("count", parts->cnt));
+}
 
 static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         int64_t now = tt_wall_ms();
@@ -373,6 +455,7 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
                 ppart *pp = &st->parts[t->partition];
                 pp->assigned = true;
                 pp->next_offset = -1;
+                pp->newest_event_ms = INT64_MIN;
                 pp->nweeks = 0;
                 atomic_store(&pp->eof, false);
                 tt_engine_partition_add(st->e, t->partition, now);
@@ -412,6 +495,7 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         }
         st->first_assign_done = true;
         st->assigned_any = true;
+        log_parts("partitions assigned", st, parts);
 }
 
 static void on_revoke(stage *st, rd_kafka_topic_partition_list_t *parts) {
@@ -426,13 +510,16 @@ static void on_revoke(stage *st, rd_kafka_topic_partition_list_t *parts) {
                 st->parts[p].assigned = false;
                 tt_engine_partition_remove(st->e, p, tt_wall_ms());
         }
+        publish(st);
         resume_workers(st);
+        log_parts("partitions revoked", st, parts);
 }
 
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
         stage *st = opaque;
         bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        atomic_fetch_add(&st->live->rebalances, 1);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 on_assign(st, parts);
                 if (coop)
@@ -483,6 +570,7 @@ static rd_kafka_t *make_consumer(stage *st, char *errstr, size_t errsize) {
         if (!kc)
                 return NULL;
         rd_kafka_conf_set_rebalance_cb(kc, rebalance_cb);
+        rd_kafka_conf_set_log_cb(kc, tt_log_rdkafka);
         rd_kafka_conf_set_opaque(kc, st);
         char why[512];
         rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
@@ -521,6 +609,133 @@ static void collect(stage *st, tt_stage_stats *s) {
         tt_engine_get_stats(st->e, &s->engine);
 }
 
+/* ---- live view: attach, detach, snapshot -------------------------------- */
+
+tt_stage_live *tt_stage_live_new(void) {
+        tt_stage_live *l = tt_calloc(1, sizeof(*l));
+        if (!l)
+                return NULL;
+        pthread_mutex_init(&l->mu, NULL);
+        l->watermark_ms = INT64_MIN;
+        return l;
+}
+
+void tt_stage_live_destroy(tt_stage_live *l) {
+        if (!l)
+                return;
+        pthread_mutex_destroy(&l->mu);
+        tt_free(l);
+}
+
+/* Once the consumer and the workers exist (st->rk no longer changes). */
+static void live_attach(stage *st) {
+        tt_stage_live *l = st->live;
+        pthread_mutex_lock(&l->mu);
+        memset(&l->eng, 0, sizeof(l->eng));
+        l->watermark_ms = INT64_MIN;
+        l->finished = false;
+        l->err = 0;
+        snprintf(l->topic, sizeof(l->topic), "%s", st->conf->topic);
+        l->st = st;
+        pthread_mutex_unlock(&l->mu);
+}
+
+/* Before the consumer and the workers go away. */
+static void live_detach(stage *st, const tt_stage_stats *final, int err) {
+        tt_stage_live *l = st->live;
+        uint64_t late = 0;
+        for (int i = 0; st->w && i < st->nw; i++)
+                late += st->w[i].late_queued;
+        pthread_mutex_lock(&l->mu);
+        if (l->st == st) {
+                l->last = *final;
+                l->last_late_queued = late;
+                l->finished = true;
+                l->err = err;
+                snprintf(l->errmsg, sizeof(l->errmsg), "%s", st->errmsg);
+                l->st = NULL;
+        }
+        pthread_mutex_unlock(&l->mu);
+}
+
+void tt_stage_live_snapshot(tt_stage_live *l, tt_stage_snapshot *s) {
+        tt_stage_part_snap *parts = s->parts;
+        size_t cap = s->cap;
+        memset(s, 0, sizeof(*s));
+        s->parts = parts;
+        s->cap = cap;
+        pthread_mutex_lock(&l->mu);
+        stage *st = l->st;
+        s->topic = l->topic;
+        s->watermark_ms = INT64_MIN;
+        if (!st) {
+                s->stats = l->last;
+                s->late_queued = l->last_late_queued;
+                s->healthy = !l->err;
+                snprintf(s->reason, sizeof(s->reason), "%s",
+                         l->err        ? l->errmsg
+                         : l->finished ? "stage stopped"
+                                       : "stage not started");
+        } else {
+                for (int i = 0; i < st->nw; i++) {
+                        worker *w = &st->w[i];
+                        memory_order r = memory_order_relaxed;
+                        s->stats.messages +=
+                            atomic_load_explicit(&w->messages, r);
+                        s->stats.accepted +=
+                            atomic_load_explicit(&w->accepted, r);
+                        s->stats.skipped_replayed +=
+                            atomic_load_explicit(&w->skipped, r);
+                        s->late_queued +=
+                            atomic_load_explicit(&w->late_queued, r);
+                        for (int k = 0; k < TT_REASON__COUNT; k++) {
+                                uint64_t d =
+                                    atomic_load_explicit(&w->dead[k], r);
+                                s->stats.dead[k] += d;
+                                s->stats.dead_letters += d;
+                        }
+                }
+                s->stats.engine = l->eng;
+                s->watermark_ms = l->watermark_ms;
+                size_t assigned = 0;
+                for (int32_t p = 0; p < st->nparts; p++) {
+                        ppart *pp = &st->parts[p];
+                        if (!atomic_load(&pp->assigned))
+                                continue;
+                        assigned++;
+                        if (s->nparts == s->cap)
+                                continue;
+                        tt_stage_part_snap *ps = &s->parts[s->nparts++];
+                        ps->partition = p;
+                        ps->watermark_ms = atomic_load_explicit(
+                            &pp->newest_event_ms, memory_order_relaxed);
+                        int64_t next = atomic_load_explicit(
+                            &pp->next_offset, memory_order_relaxed);
+                        int64_t lo = -1, hi = -1;
+                        /* Cached from fetch responses: no broker call. */
+                        ps->lag = -1;
+                        if (next >= 0 &&
+                            !rd_kafka_get_watermark_offsets(
+                                st->rk, st->conf->topic, p, &lo, &hi) &&
+                            hi >= 0)
+                                ps->lag = hi > next ? hi - next : 0;
+                }
+                int err = atomic_load(&st->err);
+                bool quit = atomic_load(&st->quit);
+                s->healthy = !err;
+                s->ready = !err && !quit && assigned > 0;
+                snprintf(s->reason, sizeof(s->reason), "%s",
+                         err    ? tt_err2str(err)
+                         : quit ? "stage stopping"
+                                : "no partition assigned yet");
+        }
+        s->stats.commits = atomic_load(&l->commits);
+        s->rebalances = atomic_load(&l->rebalances);
+        tt_hist_read(&l->emit, &s->emit_latency);
+        tt_hist_read(&l->commit, &s->commit_latency);
+        pthread_mutex_unlock(&l->mu);
+}
+
 int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                  tt_stage_stats *stats, char *errstr, size_t errsize) {
         memset(stats, 0, sizeof(*stats));
@@ -537,6 +752,12 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
         pthread_cond_init(&st.cv, NULL);
         st.sink = (tt_sink){sink_rollup, sink_streak};
         int err = TT_ERR_OK;
+        tt_stage_live *own_live = NULL;
+        st.live = conf->live;
+        if (!st.live && !(st.live = own_live = tt_stage_live_new())) {
+                snprintf(errstr, errsize, "out of memory");
+                return TT_ERR_NOMEM;
+        }
 
         tt_engine_conf ec = conf->engine;
         ec.nshards = (uint32_t)st.nw;
@@ -555,6 +776,8 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
         }
         for (int32_t p = 0; p < st.nparts; p++)
                 st.parts[p].next_offset = -1;
+        for (int32_t p = 0; p < st.nparts; p++)
+                st.parts[p].newest_event_ms = INT64_MIN;
         if (!(st.rk = make_consumer(&st, errstr, errsize))) {
                 err = TT_ERR_INVAL;
                 goto done;
@@ -592,6 +815,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                 goto done;
         }
 
+        live_attach(&st);
         int64_t last_prov = tt_wall_ms(), last_commit = tt_wall_ms();
         bool finished = false;
         while (!*stop && !atomic_load(&st.quit)) {
@@ -616,6 +840,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                             now - last_prov >= conf->emit_interval_ms;
                 bool eof = conf->close_at_eof && all_at_eof(&st);
                 if (prov || eof || tt_engine_sync_due(st.e, now)) {
+                        double t_emit = tt_mono_s();
                         pause_workers(&st);
                         if (!tt_engine_tick(st.e, now) && prov) {
                                 tt_engine_emit_provisional(st.e, now);
@@ -630,6 +855,9 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                         if (tt_engine_error(st.e))
                                 fail(&st, tt_engine_error(st.e), "engine: %s",
                                      tt_err2str(tt_engine_error(st.e)));
+                        if (publish(&st))
+                                tt_hist_observe(&st.live->emit,
+                                                tt_mono_s() - t_emit);
                         if (finished) {
                                 commit(&st, commit_offsets(&st, NULL));
                                 break;
@@ -640,6 +868,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                         pause_workers(&st);
                         rd_kafka_topic_partition_list_t *l =
                             commit_offsets(&st, NULL);
+                        publish(&st);
                         resume_workers(&st);
                         commit(&st, l);
                         last_commit = now;
@@ -650,6 +879,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                  * commit (open weeks are recounted by the next run). */
                 pause_workers(&st);
                 tt_engine_tick(st.e, tt_wall_ms());
+                publish(&st);
                 commit(&st, commit_offsets(&st, NULL));
         }
         err = atomic_load(&st.err);
@@ -668,6 +898,7 @@ done:
         }
         if (st.e && st.w)
                 collect(&st, stats);
+        live_detach(&st, stats, err);
         if (st.rk) {
                 rd_kafka_consumer_close(st.rk);
                 for (int i = 0; st.w && i < st.nw; i++)
@@ -683,6 +914,7 @@ done:
         tt_engine_destroy(st.e);
         pthread_mutex_destroy(&st.mu);
         pthread_cond_destroy(&st.cv);
+        tt_stage_live_destroy(own_live);
         stats->seconds = tt_mono_s() - t0;
         return err;
 }

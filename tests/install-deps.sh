@@ -6,8 +6,10 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       librdkafka-dev libavro-dev libjemalloc-dev check libsubunit-dev
-      libdeflate-dev libsnappy-dev zlib1g-dev)
+      libdeflate-dev libsnappy-dev zlib1g-dev libmicrohttpd-dev)
 if [ "${1:-}" != --build ]; then
+  # prometheus: promtool checks the /metrics page (tests/it_mock_metrics.c).
+  pkgs+=(prometheus)
   # docker-compose (1.29) and python3-yaml: tests/it_kafka_compose.sh
   # validates and reads docker/compose.yml with them.
   pkgs+=(python3 python3-avro python3-confluent-kafka kcat clang-format

@@ -49,6 +49,9 @@ typedef struct tt_stage_conf {
          * (demo's leaderboard); may be NULL. */
         const tt_sink *tee;
         void *tee_opaque;
+        /* Live view for /metrics, /healthz, /readyz; may be NULL. Borrowed:
+         * must outlive tt_stage_run. */
+        struct tt_stage_live *live;
 } tt_stage_conf;
 
 typedef struct tt_stage_stats {
@@ -69,6 +72,44 @@ typedef struct tt_stage_stats {
  * good, delivery failed, bad -X property). */
 int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                  tt_stage_stats *stats, char *errstr, size_t errsize);
+
+/* ---- live view (metrics and probes) ---------------------------------
+ * A tt_stage_live outlives the stage run it watches: the HTTP server
+ * thread reads it with tt_stage_live_snapshot at any time, while the stage
+ * attaches itself for the length of tt_stage_run. Counters are read with
+ * relaxed atomic loads (workers are never stopped for a scrape); engine
+ * figures are those the coordinator published the last time it had the
+ * workers paused (every tick, emit and commit). */
+#include "tokentally/metrics.h"
+
+typedef struct tt_stage_live tt_stage_live;
+
+typedef struct tt_stage_part_snap {
+        int32_t partition;
+        int64_t lag;          /* high watermark - next offset; -1 unknown */
+        int64_t watermark_ms; /* newest event time seen; INT64_MIN none */
+} tt_stage_part_snap;
+
+typedef struct tt_stage_snapshot {
+        tt_stage_stats stats; /* seconds unused */
+        uint64_t late_queued;
+        uint64_t rebalances;
+        int64_t watermark_ms; /* INT64_MIN until known */
+        tt_hist_snap emit_latency, commit_latency;
+        bool healthy, ready;
+        char reason[160]; /* why not healthy / not ready */
+        const char *topic;
+        /* Assigned partitions; caller-provided array of cap entries. */
+        tt_stage_part_snap *parts;
+        size_t nparts, cap;
+} tt_stage_snapshot;
+
+/* NULL when out of memory. */
+tt_stage_live *tt_stage_live_new(void);
+/* Must not be attached to a running stage; NULL is fine. */
+void tt_stage_live_destroy(tt_stage_live *l);
+/* Fills s (s->parts/s->cap set by the caller) from any thread. */
+void tt_stage_live_snapshot(tt_stage_live *l, tt_stage_snapshot *s);
 
 /* Fills sc from parsed options (run and demo share them). su receives the
  * engine set-up and must be freed with tt_setup_free. */

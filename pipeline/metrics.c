@@ -1,0 +1,367 @@
+/* The /metrics page of the stage and the HTTP server around it. Names
+ * follow Prometheus conventions (promtool check metrics passes): a
+ * tokentally_ prefix, base units in the name, counters end in _total. */
+#include "tokentally/metrics.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "tokentally/err.h"
+#include "tokentally/event.h"
+#include "tokentally/mem.h"
+#include "tokentally/rollup.h"
+#include "tokentally/stage.h"
+
+#define PAGE_MAX (8u << 20)
+#define MAX_PARTS 4096
+
+const double tt_hist_bounds[TT_HIST_NB] = {0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                           0.025,  0.05,  0.1,    0.25,  0.5,
+                                           1,      2.5,   5,      10};
+
+void tt_hist_observe(tt_hist *h, double seconds) {
+        int i = 0;
+        while (i < TT_HIST_NB && seconds > tt_hist_bounds[i])
+                i++;
+        atomic_fetch_add_explicit(&h->bucket[i], 1, memory_order_relaxed);
+        if (seconds > 0)
+                atomic_fetch_add_explicit(&h->sum_ns,
+                                          (uint64_t)(seconds * 1e9 + 0.5),
+                                          memory_order_relaxed);
+}
+
+void tt_hist_read(const tt_hist *h, tt_hist_snap *s) {
+        for (int i = 0; i <= TT_HIST_NB; i++)
+                s->bucket[i] = atomic_load_explicit(&((tt_hist *)h)->bucket[i],
+                                                    memory_order_relaxed);
+        s->sum = (double)atomic_load_explicit(&((tt_hist *)h)->sum_ns,
+                                              memory_order_relaxed) /
+                 1e9;
+}
+
+/* ---- exposition format ------------------------------------------------ */
+
+void tt_metrics_family(tt_buf *out, const char *name, const char *type,
+                       const char *help) {
+        tt_buf_printf(out, "# HELP %s ", name);
+        for (const char *p = help; *p; p++) {
+                if (*p == '\\')
+                        tt_buf_append(out, "\\\\", 2);
+                else if (*p == '\n')
+                        tt_buf_append(out, "\\n", 2);
+                else
+                        tt_buf_putc(out, *p);
+        }
+        tt_buf_printf(out, "\n# TYPE %s %s\n", name, type);
+}
+
+void tt_metrics_label_value(tt_buf *out, const char *s) {
+        for (const char *p = s; *p; p++) {
+                if (*p == '\\' || *p == '"') {
+                        tt_buf_putc(out, '\\');
+                        tt_buf_putc(out, *p);
+                } else if (*p == '\n') {
+                        tt_buf_append(out, "\\n", 2);
+                } else {
+                        tt_buf_putc(out, *p);
+                }
+        }
+}
+
+static void sample_name(tt_buf *out, const char *name, const char *labels) {
+        if (labels && *labels)
+                tt_buf_printf(out, "%s{%s} ", name, labels);
+        else
+                tt_buf_printf(out, "%s ", name);
+}
+
+void tt_metrics_u64(tt_buf *out, const char *name, const char *labels,
+                    uint64_t v) {
+        sample_name(out, name, labels);
+        tt_buf_printf(out, "%llu\n", (unsigned long long)v);
+}
+
+void tt_metrics_double(tt_buf *out, const char *name, const char *labels,
+                       double v) {
+        sample_name(out, name, labels);
+        tt_buf_printf(out, "%.17g\n", v);
+}
+
+void tt_metrics_hist(tt_buf *out, const char *name, const char *help,
+                     const tt_hist_snap *h) {
+        tt_metrics_family(out, name, "histogram", help);
+        uint64_t cum = 0;
+        for (int i = 0; i <= TT_HIST_NB; i++) {
+                cum += h->bucket[i];
+                if (i < TT_HIST_NB)
+                        tt_buf_printf(out, "%s_bucket{le=\"%g\"} %llu\n", name,
+                                      tt_hist_bounds[i],
+                                      (unsigned long long)cum);
+                else
+                        tt_buf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n",
+                                      name, (unsigned long long)cum);
+        }
+        tt_buf_printf(out, "%s_sum %.9f\n%s_count %llu\n", name, h->sum, name,
+                      (unsigned long long)cum);
+}
+
+static void counter(tt_buf *out, const char *name, const char *help,
+                    uint64_t v) {
+        tt_metrics_family(out, name, "counter", help);
+        tt_metrics_u64(out, name, "", v);
+}
+
+static void gauge(tt_buf *out, const char *name, const char *help, double v) {
+        tt_metrics_family(out, name, "gauge", help);
+        tt_metrics_double(out, name, "", v);
+}
+
+/* 'topic="t",partition="3"' */
+static void part_labels(char *dst, size_t size, const char *topic, int32_t p) {
+        tt_buf b;
+        tt_buf_init(&b, size);
+        tt_buf_append(&b, "topic=\"", 7);
+        tt_metrics_label_value(&b, topic ? topic : "");
+        tt_buf_printf(&b, "\",partition=\"%d\"", (int)p);
+        size_t n = b.len < size ? b.len : size - 1;
+        if (n)
+                memcpy(dst, b.data, n);
+        dst[n] = '\0';
+        tt_buf_free(&b);
+}
+
+int tt_metrics_write_stage(tt_buf *out, tt_stage_live *live) {
+        tt_stage_part_snap *parts = tt_calloc(MAX_PARTS, sizeof(*parts));
+        if (!parts)
+                return TT_ERR_NOMEM;
+        tt_stage_snapshot s;
+        memset(&s, 0, sizeof(s));
+        s.parts = parts;
+        s.cap = MAX_PARTS;
+        tt_stage_live_snapshot(live, &s);
+        const tt_stage_stats *t = &s.stats;
+        const tt_engine_stats *e = &t->engine;
+
+        counter(out, "tokentally_events_total",
+                "Input messages read (valid or not)", t->messages);
+        counter(out, "tokentally_events_accepted_total",
+                "Events counted (on time or queued late)", t->accepted);
+        counter(out, "tokentally_events_skipped_replayed_total",
+                "Events re-read after a restart whose week was already final",
+                t->skipped_replayed);
+        tt_metrics_family(out, "tokentally_dead_letters_total", "counter",
+                          "Messages sent to the dead-letter topic, by reason");
+        for (int r = 1; r < TT_REASON__COUNT; r++) {
+                char l[64];
+                snprintf(l, sizeof(l), "reason=\"%s\"",
+                         tt_reason_str((tt_reason)r));
+                tt_metrics_u64(out, "tokentally_dead_letters_total", l,
+                               t->dead[r]);
+        }
+        counter(out, "tokentally_late_events_queued_total",
+                "Late events queued to revise a closed week", s.late_queued);
+        counter(out, "tokentally_late_events_revised_total",
+                "Late events counted into a closed week", e->late_revised);
+        counter(out, "tokentally_late_events_lost_total",
+                "Queued late events whose week was dropped before counting",
+                e->late_lost);
+        static const char *const status[] = {"provisional", "final", "revised"};
+        tt_metrics_family(out, "tokentally_rows_emitted_total", "counter",
+                          "WeeklyRollup records produced, by status");
+        for (int i = 0; i < 3; i++) {
+                char l[32];
+                snprintf(l, sizeof(l), "status=\"%s\"", status[i]);
+                tt_metrics_u64(out, "tokentally_rows_emitted_total", l,
+                               e->rows[i]);
+        }
+        counter(out, "tokentally_streak_changes_total",
+                "StreakChange records produced", e->streaks);
+        counter(out, "tokentally_week_closes_total",
+                "Weeks closed (FINAL rows emitted)", e->weeks_closed);
+        gauge(out, "tokentally_open_week_shards",
+              "Open weeks summed over the counting shards (one per worker)",
+              (double)e->open_weeks);
+        gauge(out, "tokentally_closed_week_views",
+              "Closed weeks held for revisions", (double)e->closed_weeks_held);
+        counter(out, "tokentally_commits_total",
+                "Offset commits that succeeded", t->commits);
+        counter(out, "tokentally_rebalances_total",
+                "Partition assignments and revocations served", s.rebalances);
+        gauge(out, "tokentally_ready", "1 when /readyz answers 200",
+              s.ready ? 1 : 0);
+        gauge(out, "tokentally_partitions_assigned",
+              "Input partitions assigned to this member", (double)s.nparts);
+        tt_metrics_family(out, "tokentally_watermark_timestamp_seconds",
+                          "gauge",
+                          "Event-time watermark of the stage (absent until "
+                          "every live partition has an event or is idle)");
+        if (s.watermark_ms != INT64_MIN)
+                tt_metrics_double(out, "tokentally_watermark_timestamp_seconds",
+                                  "", (double)s.watermark_ms / 1000.0);
+        tt_metrics_family(
+            out, "tokentally_partition_lag_messages", "gauge",
+            "Messages behind the partition's high watermark (cached by "
+            "librdkafka from fetch responses)");
+        for (size_t i = 0; i < s.nparts; i++) {
+                if (s.parts[i].lag < 0)
+                        continue;
+                char l[320];
+                part_labels(l, sizeof(l), s.topic, s.parts[i].partition);
+                tt_metrics_u64(out, "tokentally_partition_lag_messages", l,
+                               (uint64_t)s.parts[i].lag);
+        }
+        tt_metrics_family(
+            out, "tokentally_partition_watermark_timestamp_seconds", "gauge",
+            "Newest event time seen on the input partition");
+        for (size_t i = 0; i < s.nparts; i++) {
+                if (s.parts[i].watermark_ms == INT64_MIN)
+                        continue;
+                char l[320];
+                part_labels(l, sizeof(l), s.topic, s.parts[i].partition);
+                tt_metrics_double(
+                    out, "tokentally_partition_watermark_timestamp_seconds", l,
+                    (double)s.parts[i].watermark_ms / 1000.0);
+        }
+        tt_metrics_hist(out, "tokentally_emit_latency_seconds",
+                        "Coordinator passes that emitted rows or streak "
+                        "changes: workers paused to outputs queued",
+                        &s.emit_latency);
+        tt_metrics_hist(out, "tokentally_commit_latency_seconds",
+                        "Synchronous offset commits", &s.commit_latency);
+        tt_free(parts);
+        return out->len + 64 < out->max ? TT_ERR_OK : TT_ERR_LIMIT;
+}
+
+/* ---- HTTP ------------------------------------------------------------- */
+
+struct tt_metrics_server {
+        struct MHD_Daemon *d;
+        tt_stage_live *live;
+        int port;
+};
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code,
+                             const char *ctype, const void *body, size_t len) {
+        struct MHD_Response *r = MHD_create_response_from_buffer(
+            len, (void *)body, MHD_RESPMEM_MUST_COPY);
+        if (!r)
+                return MHD_NO;
+        MHD_add_response_header(r, "Content-Type", ctype);
+        enum MHD_Result ok = MHD_queue_response(c, code, r);
+        MHD_destroy_response(r);
+        return ok;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
+                              const char *url, const char *method,
+                              const char *version, const char *upload,
+                              size_t *upload_size, void **con_cls) {
+        tt_metrics_server *s = cls;
+        static const char text[] = "text/plain; charset=utf-8";
+        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
+                return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, text, "GET only\n",
+                             9);
+        if (!strcmp(url, "/metrics")) {
+                tt_buf b;
+                tt_buf_init(&b, PAGE_MAX);
+                int err = tt_metrics_write_stage(&b, s->live);
+                enum MHD_Result ok =
+                    err ? reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, text,
+                                "metrics page too large\n", 23)
+                        : reply(c, MHD_HTTP_OK,
+                                "text/plain; version=0.0.4; charset=utf-8",
+                                b.data ? (const void *)b.data : "", b.len);
+                tt_buf_free(&b);
+                return ok;
+        }
+        if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz")) {
+                tt_stage_snapshot snap;
+                memset(&snap, 0, sizeof(snap));
+                tt_stage_live_snapshot(s->live, &snap);
+                bool ok = url[1] == 'h' ? snap.healthy : snap.ready;
+                char body[192];
+                int n = snprintf(body, sizeof(body), "%s\n",
+                                 ok ? "ok" : snap.reason);
+                return reply(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+                             text, body, (size_t)n);
+        }
+        return reply(c, MHD_HTTP_NOT_FOUND, text,
+                     "not found: try /metrics, /healthz, /readyz\n", 43);
+}
+
+tt_metrics_server *tt_metrics_server_new(const char *addr, tt_stage_live *live,
+                                         char *errstr, size_t errsize) {
+        char host[256];
+        const char *colon = strrchr(addr, ':');
+        if (!colon || colon == addr || !colon[1] ||
+            (size_t)(colon - addr) >= sizeof(host)) {
+                snprintf(errstr, errsize,
+                         "--metrics-addr '%s': expected HOST:PORT", addr);
+                return NULL;
+        }
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = '\0';
+        if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+                memmove(host, host + 1, strlen(host));
+                host[strlen(host) - 1] = '\0';
+        }
+        struct addrinfo hints, *ai = NULL;
+        memset(&hints, 0, sizeof(hints));
+        hints.ai_family = AF_UNSPEC;
+        hints.ai_socktype = SOCK_STREAM;
+        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+        int gerr = getaddrinfo(host, colon + 1, &hints, &ai);
+        if (gerr) {
+                snprintf(errstr, errsize, "--metrics-addr '%s': %s", addr,
+                         gai_strerror(gerr));
+                return NULL;
+        }
+        tt_metrics_server *s = tt_calloc(1, sizeof(*s));
+        if (!s) {
+                freeaddrinfo(ai);
+                snprintf(errstr, errsize, "out of memory");
+                return NULL;
+        }
+        s->live = live;
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
+        if (ai->ai_family == AF_INET6)
+                flags |= MHD_USE_IPv6;
+        errno = 0;
+        s->d = MHD_start_daemon(
+            flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
+        freeaddrinfo(ai);
+        if (!s->d) {
+                snprintf(errstr, errsize,
+                         "--metrics-addr '%s': cannot listen%s%s", addr,
+                         errno ? ": " : "", errno ? strerror(errno) : "");
+                tt_free(s);
+                return NULL;
+        }
+        const union MHD_DaemonInfo *di =
+            MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_LISTEN_FD);
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        if (di && !getsockname(di->listen_fd, (struct sockaddr *)&ss, &sl))
+                s->port = ntohs(ss.ss_family == AF_INET6
+                                    ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                    : ((struct sockaddr_in *)&ss)->sin_port);
+        return s;
+}
+
+int tt_metrics_server_port(const tt_metrics_server *s) {
+        return s ? s->port : 0;
+}
+
+void tt_metrics_server_destroy(tt_metrics_server *s) {
+        if (!s)
+                return;
+        MHD_stop_daemon(s->d);
+        tt_free(s);
+}
