@@ -12,18 +12,55 @@ static void cpy(char *dst, size_t size, tt_str s) {
         dst[n] = '\0';
 }
 
+static uint64_t row_hash(const char *week, tt_dim dim, const char *key) {
+        uint64_t h = 1469598103934665603u ^ (uint64_t)dim;
+        for (const char *p = week; *p; p++)
+                h = (h ^ (unsigned char)*p) * 1099511628211u;
+        h = (h ^ '/') * 1099511628211u;
+        for (const char *p = key; *p; p++)
+                h = (h ^ (unsigned char)*p) * 1099511628211u;
+        return h;
+}
+
+/* The slot of (week, dim, key): its row's, or the empty one to fill. */
+static size_t *row_slot(const tt_board *b, const char *week, tt_dim dim,
+                        const char *key) {
+        size_t mask = b->nslots - 1;
+        for (size_t i = (size_t)row_hash(week, dim, key) & mask;;
+             i = (i + 1) & mask) {
+                size_t *slot = &b->slots[i];
+                if (!*slot)
+                        return slot;
+                const tt_board_row *x = &b->rows[*slot - 1];
+                if (x->dim == dim && !strcmp(x->week, week) &&
+                    !strcmp(x->key, key))
+                        return slot;
+        }
+}
+
+static int grow_slots(tt_board *b) {
+        size_t n = b->nslots ? b->nslots * 2 : 1024;
+        size_t *slots = calloc(n, sizeof(*slots));
+        if (!slots)
+                return -1;
+        free(b->slots);
+        b->slots = slots;
+        b->nslots = n;
+        for (size_t i = 0; i < b->nrows; i++)
+                *row_slot(b, b->rows[i].week, b->rows[i].dim, b->rows[i].key) =
+                    i + 1;
+        return 0;
+}
+
 int tt_board_rollup(void *opaque, const tt_rollup *r) {
         tt_board *b = opaque;
         char key[260];
         cpy(key, sizeof(key), r->key);
         b->rollups++;
-        tt_board_row *x = NULL;
-        for (size_t i = 0; i < b->nrows && !x; i++)
-                if (b->rows[i].dim == r->dimension &&
-                    !strcmp(b->rows[i].week, r->week) &&
-                    !strcmp(b->rows[i].key, key))
-                        x = &b->rows[i];
-        if (!x) {
+        if ((b->nrows + 1) * 2 > b->nslots && grow_slots(b))
+                return -1;
+        size_t *slot = row_slot(b, r->week, r->dimension, key);
+        if (!*slot) {
                 if (b->nrows == b->caprows) {
                         size_t n = b->caprows ? b->caprows * 2 : 256;
                         tt_board_row *nr = realloc(b->rows, n * sizeof(*nr));
@@ -32,8 +69,9 @@ int tt_board_rollup(void *opaque, const tt_rollup *r) {
                         b->rows = nr;
                         b->caprows = n;
                 }
-                x = &b->rows[b->nrows++];
+                *slot = ++b->nrows;
         }
+        tt_board_row *x = &b->rows[*slot - 1];
         snprintf(x->week, sizeof(x->week), "%s", r->week);
         x->dim = r->dimension;
         snprintf(x->key, sizeof(x->key), "%s", key);
@@ -265,6 +303,6 @@ void tt_board_print(FILE *f, const tt_board *b, int nweeks, unsigned flags) {
 void tt_board_free(tt_board *b) {
         free(b->rows);
         free(b->streaks);
-        b->rows = NULL;
-        b->streaks = NULL;
+        free(b->slots);
+        memset(b, 0, sizeof(*b));
 }

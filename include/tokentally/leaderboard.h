@@ -37,6 +37,8 @@ typedef struct tt_board_streak_row {
 typedef struct tt_board {
         tt_board_row *rows;
         size_t nrows, caprows;
+        size_t *slots; /* open addressing: row index + 1, 0 = empty */
+        size_t nslots; /* a power of two, at least 2 * nrows */
         tt_board_streak_row *streaks;
         size_t nstreaks, capstreaks;
         uint64_t rollups, streak_records; /* records seen */
