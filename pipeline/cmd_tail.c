@@ -86,14 +86,21 @@ static rec_type classify(tail *t, rd_kafka_message_t *m, tt_rollup *r,
         if (v[0] == 0 && len >= 5) {
                 uint32_t id = (uint32_t)v[1] << 24 | (uint32_t)v[2] << 16 |
                               (uint32_t)v[3] << 8 | v[4];
-                bool rok = id != TT_SCHEMA_ID_STREAK_CHANGE &&
-                           !tt_avro_decode_rollup(v + 5, len - 5, r);
-                if (rok)
-                        return REC_ROLLUP;
-                bool sok = id != TT_SCHEMA_ID_WEEKLY_ROLLUP &&
-                           !tt_avro_decode_streak(v + 5, len - 5, s);
-                if (sok)
-                        return REC_STREAK;
+                const uint8_t *body = v + 5;
+                if (id == TT_SCHEMA_ID_WEEKLY_ROLLUP)
+                        return tt_avro_decode_rollup(body, len - 5, r)
+                                   ? REC_UNKNOWN
+                                   : REC_ROLLUP;
+                if (id == TT_SCHEMA_ID_STREAK_CHANGE)
+                        return tt_avro_decode_streak(body, len - 5, s)
+                                   ? REC_UNKNOWN
+                                   : REC_STREAK;
+                /* Another id (a schema registry's): the one schema that
+                 * reads the whole body, if exactly one does. */
+                bool rok = !tt_avro_decode_rollup(body, len - 5, r);
+                bool sok = !tt_avro_decode_streak(body, len - 5, s);
+                if (rok != sok)
+                        return rok ? REC_ROLLUP : REC_STREAK;
                 return REC_UNKNOWN;
         }
         tt_out_kind k;

@@ -104,6 +104,35 @@ PY
 }
 compare_ref "$tmp/tail.jsonl"
 
+echo "== other schema ids (a registry's): told by the body"
+$BROKER create-topic "$K" reg.mixed 1 >/dev/null
+/usr/bin/python3 - "$KAFKA_BROKERS" "$tmp/tail.jsonl" <<'PY'
+import sys
+from confluent_kafka import Consumer, Producer, TopicPartition
+brokers = sys.argv[1]
+c = Consumer({"bootstrap.servers": brokers, "group.id": "it-tail-reg"})
+vals = {}
+for topic in ("avro.rollups", "avro.streaks"):
+    c.assign([TopicPartition(topic, 0, 0)])
+    m = c.poll(30)
+    assert m is not None and not m.error(), m and m.error()
+    vals[topic] = (m.key(), m.value())
+c.close()
+p = Producer({"bootstrap.servers": brokers})
+for topic, sid in (("avro.rollups", 101), ("avro.streaks", 102)):
+    key, v = vals[topic]
+    p.produce("reg.mixed", key=key, value=v[:1] + sid.to_bytes(4, "big") + v[5:])
+p.produce("reg.mixed", key=b"x", value=b"\0\0\0\0\x02" + b"\x01\x02")
+p.flush(30)
+PY
+tail_ --topic reg.mixed >"$tmp/reg.jsonl" 2>/dev/null
+/usr/bin/python3 - "$tmp/reg.jsonl" <<'PY'
+import sys, json
+types = [json.loads(l)["type"] for l in open(sys.argv[1])]
+assert types == ["WeeklyRollup", "StreakChange", "Unknown"], types
+print("schema ids 101, 102 and a bad body:", types)
+PY
+
 echo "== (c) the Python consumer example (confluent-kafka + fastavro)"
 # The README shows the file itself: the two must not drift apart.
 /usr/bin/python3 - "$SRC/README.md" "$SRC/tests/examples/consume_outputs.py" <<'PY'
