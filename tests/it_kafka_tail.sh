@@ -19,6 +19,9 @@ BROKER="bash $SRC/tests/kafka/broker.sh"
 tmp=$(mktemp -d)
 trap '$BROKER stop "$K" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# No metrics listener: `run` would take the default port, which the other
+# tests running in parallel want too.
+export TOKENTALLY_METRICS_ADDR=off
 
 # fastavro is not packaged by Debian: a venv that sees the Debian packages
 # (confluent-kafka) plus fastavro from PyPI, kept in the build folder.
