@@ -30,7 +30,7 @@ run() { # format, extra args...
   local f=$1; shift
   "$T" run --brokers "$KAFKA_BROKERS" --group "it-$f" --input-topic "$f.events" \
     --rollups-topic "$f.rollups" --streaks-topic "$f.streaks" \
-    --dlq-topic "$f.dlq" --close-at-eof --workers 2 \
+    --dlq-topic "$f.dlq" --close-at-eof --workers 2 --metrics-addr 127.0.0.1:0 \
     -X message.max.bytes=8388608 "$@"
 }
 
@@ -69,7 +69,8 @@ $PY "$SRC/tests/kafka/check_outputs.py" "$KAFKA_BROKERS" "$SRC" "$tmp/ref" \
 echo "== SIGTERM: stop consuming, deliver, commit, exit 0"
 "$T" run --brokers "$KAFKA_BROKERS" --group it-term --input-topic json.events \
   --input-format json --rollups-topic json.rollups --streaks-topic json.streaks \
-  --dlq-topic json.dlq -X message.max.bytes=8388608 2>"$tmp/term.err" &
+  --dlq-topic json.dlq -X message.max.bytes=8388608 --metrics-addr 127.0.0.1:0 \
+  2>"$tmp/term.err" &
 pid=$!
 sleep 6
 kill -TERM $pid
