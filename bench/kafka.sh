@@ -46,6 +46,8 @@
 # BENCH_KAFKA_PARTITIONS (6), BENCH_KAFKA_BUILD_DIR (build-kbench),
 # BENCH_TOKENTALLY (an existing binary; skips the build).
 set -euo pipefail
+# The stage serves /metrics; a free port keeps runs from colliding.
+export TOKENTALLY_METRICS_ADDR=127.0.0.1:0
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
