@@ -156,7 +156,7 @@ runone() { # config round
   local want=$events n
   [ "$c" = stage-empty ] && want=0
   if [[ $c == stage* ]]; then
-    n=$(sed -n 's/^run: \([0-9]*\) messages, \([0-9]*\) accepted.*/\1 \2/p' "$out.err")
+    n=$(sed -n 's/.*run: \([0-9]*\) messages, \([0-9]*\) accepted.*/\1 \2/p' "$out.err")
     [ "$n" = "$want $want" ] || echo "MISMATCH $c round $r: run read/accepted '$n', expected $want"
   fi
   echo "$(cat "$out.time") $(awk -v a="$b0" -v b="$b1" 'BEGIN{printf "%.2f", b - a}')" >> "$tmp/$c.rows"

@@ -205,3 +205,13 @@ size_t tt_shard_bytes(const tt_shard *s) {
 int32_t tt_shard_week_at(const tt_shard *s, size_t i) {
         return s->slots[i].week;
 }
+
+uint64_t tt_shard_keys(const tt_shard *s) {
+        uint64_t n = 0;
+        for (size_t i = 0; i < s->nslots; i++) {
+                const wslot *sl = &s->slots[i];
+                for (uint32_t id = 0; id < sl->ncells; id++)
+                        n += sl->models[id].requests > 0;
+        }
+        return n;
+}

@@ -840,6 +840,12 @@ void tt_engine_get_stats(const tt_engine *e, tt_engine_stats *st) {
         for (uint32_t i = 0; i < e->conf.nshards; i++)
                 open += (int32_t)tt_shard_weeks(e->shards[i]);
         st->open_weeks = open;
+        uint64_t keys = 0;
+        for (uint32_t i = 0; i < e->conf.nshards; i++)
+                keys += tt_shard_keys(e->shards[i]);
+        for (size_t i = 0; i < e->nviews; i++)
+                keys += e->views[i]->n;
+        st->state_keys = keys;
         int32_t closed = 0, ct = atomic_load(&((tt_engine *)e)->closed_through);
         for (size_t i = 0; i < e->nviews; i++)
                 if (e->views[i]->week <= ct)

@@ -188,6 +188,10 @@ int tt_metrics_write_stage(tt_buf *out, tt_stage_live *live) {
               (double)e->open_weeks);
         gauge(out, "tokentally_closed_week_views",
               "Closed weeks held for revisions", (double)e->closed_weeks_held);
+        gauge(out, "tokentally_state_keys",
+              "Keys held in memory: model cells of open weeks plus rows of "
+              "merged week views",
+              (double)e->state_keys);
         counter(out, "tokentally_commits_total",
                 "Offset commits that succeeded", t->commits);
         counter(out, "tokentally_rebalances_total",

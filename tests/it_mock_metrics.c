@@ -325,6 +325,12 @@ START_TEST(test_metrics_agree) {
             rows[TT_STATUS_PROVISIONAL]);
         ck_assert_double_eq(sample(page, "tokentally_streak_changes_total"),
                             nstreaks);
+        /* W10 and W11 closed: 5 rows each (TOTAL, CN, US, two models); W12
+         * open: its two models in the shards (2 to 4 cells over the
+         * workers), plus up to 5 rows of its PROVISIONAL view. */
+        double keys = sample(page, "tokentally_state_keys");
+        ck_assert_double_ge(keys, 12);
+        ck_assert_double_le(keys, 19);
         ck_assert_double_ge(
             sample(page, "tokentally_emit_latency_seconds_count"), 1);
         ck_assert_double_eq(

@@ -89,6 +89,8 @@ uint64_t tt_shard_version(const tt_shard *s, int32_t w);
 int32_t tt_shard_min_week(const tt_shard *s);
 /* Weeks held, and bytes held (memory accounting). */
 size_t tt_shard_weeks(const tt_shard *s);
+/* Model cells with events over the weeks held. */
+uint64_t tt_shard_keys(const tt_shard *s);
 /* The i-th week held (0 <= i < tt_shard_weeks), in no particular order. */
 int32_t tt_shard_week_at(const tt_shard *s, size_t i);
 size_t tt_shard_bytes(const tt_shard *s);

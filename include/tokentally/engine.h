@@ -48,6 +48,9 @@ typedef struct tt_engine_stats {
         uint64_t rows[3]; /* by tt_status */
         uint64_t streaks; /* StreakChange records */
         int32_t open_weeks;
+        /* Keys held: model cells of the shards' open weeks plus the rows of
+         * the merged week views (what memory grows with). */
+        uint64_t state_keys;
         int32_t closed_weeks_held;
 } tt_engine_stats;
 
