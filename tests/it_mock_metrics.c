@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "recorder.h"
 #include "tokentally/engine.h"
 #include "tokentally/kafka_out.h"
@@ -424,9 +425,5 @@ int main(void) {
         tcase_add_test(tc, test_bad_addr);
         tcase_add_test(tc, test_metrics_agree);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tt_check_run(s);
 }

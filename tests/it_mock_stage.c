@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "recorder.h"
 #include "tokentally/engine.h"
 #include "tokentally/gen.h"
@@ -457,9 +458,5 @@ int main(void) {
         tcase_add_test(tc, test_idle_partition);
         tcase_add_test(tc, test_bad_messages);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tt_check_run(s);
 }

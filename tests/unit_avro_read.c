@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "tokentally/avro_read.h"
 #include "tokentally/err.h"
 #include "tokentally/json_out.h"
@@ -234,9 +235,5 @@ static Suite *avro_read_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(avro_read_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tt_check_run(avro_read_suite());
 }

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "check_main.h"
 #include "recorder.h"
 #include "tokentally/engine.h"
 #include "tokentally/streak.h"
@@ -533,9 +534,5 @@ int main(void) {
         tcase_add_test(tc, test_recount_invariant);
         tcase_add_test(tc, test_shards_same_rows);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tt_check_run(s);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "tokentally/event.h"
 
 static char long_model[300];
@@ -132,9 +133,5 @@ int main(void) {
                             sizeof(cases) / sizeof(cases[0]));
         tcase_add_test(tc, test_reason_names);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tt_check_run(s);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "tokentally/err.h"
 #include "tokentally/event.h"
 #include "tokentally/gen.h"
@@ -456,9 +457,5 @@ static Suite *gen_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(gen_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tt_check_run(gen_suite());
 }

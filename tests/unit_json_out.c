@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check_main.h"
 #include "tokentally/buf.h"
 #include "tokentally/err.h"
 #include "tokentally/json_out.h"
@@ -510,9 +511,5 @@ static Suite *json_out_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(json_out_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tt_check_run(json_out_suite());
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check_main.h"
 #include "tokentally/leaderboard.h"
 
 static tt_rollup row(const char *week, tt_dim dim, const char *key,
@@ -114,9 +115,5 @@ static Suite *leaderboard_suite(void) {
 }
 
 int main(void) {
-        SRunner *sr = srunner_create(leaderboard_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tt_check_run(leaderboard_suite());
 }

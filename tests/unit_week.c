@@ -3,6 +3,7 @@
 #include <check.h>
 #include <stdlib.h>
 
+#include "check_main.h"
 #include "tokentally/week.h"
 
 static const struct {
@@ -65,9 +66,5 @@ int main(void) {
         tcase_add_test(tc, test_week_start_monday);
         tcase_add_test(tc, test_week_parse_bad);
         suite_add_tcase(s, tc);
-        SRunner *sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        int failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return tt_check_run(s);
 }
