@@ -15,6 +15,7 @@
 
 #include "check_main.h"
 #include "recorder.h"
+#include "stage_thread.h"
 #include "tokentally/engine.h"
 #include "tokentally/kafka_out.h"
 #include "tokentally/metrics.h"
@@ -28,8 +29,6 @@
 static rd_kafka_t *mock_rk;
 static const char *bootstraps;
 static tt_origin_map *map;
-static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
-
 /* ---- a tiny HTTP client --------------------------------------------- */
 
 /* GET path from 127.0.0.1:port; the status code, body in a malloc'd
@@ -87,34 +86,6 @@ static double scrape(int port, const char *series) {
 }
 
 /* ---- the stage on its own thread ------------------------------------ */
-
-typedef struct run_arg {
-        tt_stage_conf *sc;
-        volatile sig_atomic_t stop;
-        int rc;
-        char err[256];
-        tt_stage_stats st;
-} run_arg;
-
-static void *run_thread(void *p) {
-        run_arg *a = p;
-        a->rc = tt_stage_run(a->sc, &a->stop, &a->st, a->err, sizeof(a->err));
-        return NULL;
-}
-
-static int locked_rollup(void *opaque, const tt_rollup *r) {
-        pthread_mutex_lock(&rec_mu);
-        int err = rec_rollup(opaque, r);
-        pthread_mutex_unlock(&rec_mu);
-        return err;
-}
-
-static int locked_streak(void *opaque, const tt_streak_change *s) {
-        pthread_mutex_lock(&rec_mu);
-        int err = rec_streak_fn(opaque, s);
-        pthread_mutex_unlock(&rec_mu);
-        return err;
-}
 
 static void produce(rd_kafka_t *p, int part, const char *value) {
         ck_assert_int_eq(

@@ -14,6 +14,7 @@
 
 #include "check_main.h"
 #include "recorder.h"
+#include "stage_thread.h"
 #include "tokentally/engine.h"
 #include "tokentally/gen.h"
 #include "tokentally/gen_kafka.h"
@@ -64,24 +65,6 @@ static tt_kafka_out *mkout(bool json) {
         tt_kafka_out *o = tt_kafka_out_new(&oc, err, sizeof(err));
         ck_assert_msg(o != NULL, "%s", err);
         return o;
-}
-
-/* The stage runs on another thread in the idle test: the recorder is
- * shared, so it is locked. */
-static pthread_mutex_t rec_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static int locked_rollup(void *opaque, const tt_rollup *r) {
-        pthread_mutex_lock(&rec_mu);
-        int err = rec_rollup(opaque, r);
-        pthread_mutex_unlock(&rec_mu);
-        return err;
-}
-
-static int locked_streak(void *opaque, const tt_streak_change *s) {
-        pthread_mutex_lock(&rec_mu);
-        int err = rec_streak_fn(opaque, s);
-        pthread_mutex_unlock(&rec_mu);
-        return err;
 }
 
 static void stage_conf(tt_stage_conf *sc, const char *topic, tt_kafka_out *o,
@@ -208,20 +191,6 @@ static void put(rd_kafka_t *p, const char *topic, int part, int64_t t,
                 RD_KAFKA_V_VALUE(buf, (size_t)n),
                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END),
             0);
-}
-
-typedef struct run_arg {
-        tt_stage_conf *sc;
-        volatile sig_atomic_t stop;
-        int rc;
-        char err[256];
-        tt_stage_stats st;
-} run_arg;
-
-static void *run_thread(void *p) {
-        run_arg *a = p;
-        a->rc = tt_stage_run(a->sc, &a->stop, &a->st, a->err, sizeof(a->err));
-        return NULL;
 }
 
 #define W10 INT64_C(1772409600000)
