@@ -150,6 +150,75 @@ int tt_shard_add(tt_shard *s, int32_t w, const tt_event *ev) {
         return TT_ERR_OK;
 }
 
+static wslot *slot_for(tt_shard *s, int32_t w, uint32_t id) {
+        wslot *sl = find_slot(s, w);
+        if (!sl && !(sl = add_slot(s, w)))
+                return NULL;
+        if (id != TT_KEY_NONE && id >= sl->ncells && grow_cells(sl, id + 1))
+                return NULL;
+        return sl;
+}
+
+int tt_shard_merge_model(tt_shard *s, int32_t w, tt_str model,
+                         const tt_cell *c) {
+        int is_new;
+        uint32_t id =
+            tt_keytab_intern(s->models, model.ptr, model.len, &is_new);
+        if (id == TT_KEY_NONE)
+                return tt_keytab_count(s->models) >= s->max_models
+                           ? TT_ERR_LIMIT
+                           : TT_ERR_NOMEM;
+        if (is_new) {
+                /* Keep model_origin as long as the key table. */
+                if (id >= s->model_origin_cap) {
+                        uint32_t ncap =
+                            s->model_origin_cap ? s->model_origin_cap * 2 : 64;
+                        tt_origin *no =
+                            tt_realloc(s->model_origin, ncap * sizeof(*no));
+                        if (!no)
+                                return TT_ERR_NOMEM;
+                        s->model_origin = no;
+                        s->model_origin_cap = ncap;
+                }
+                s->model_origin[id] =
+                    tt_origin_of_model(s->map, model.ptr, model.len);
+        }
+        wslot *sl = slot_for(s, w, id);
+        if (!sl)
+                return TT_ERR_NOMEM;
+        tt_cell_merge(&sl->models[id], c);
+        sl->version++;
+        return TT_ERR_OK;
+}
+
+int tt_shard_merge_origin(tt_shard *s, int32_t w, tt_origin o,
+                          const tt_cell *c) {
+        wslot *sl = slot_for(s, w, TT_KEY_NONE);
+        if (!sl)
+                return TT_ERR_NOMEM;
+        tt_cell_merge(&sl->origins[tt_origin_index(o)], c);
+        sl->version++;
+        return TT_ERR_OK;
+}
+
+void tt_shard_clear(tt_shard *s) {
+        size_t j = 0;
+        for (size_t i = 0; i < s->nslots; i++) {
+                wslot *sl = &s->slots[i];
+                if (!sl->version) {
+                        slot_free(sl);
+                        continue;
+                }
+                if (sl->ncells)
+                        memset(sl->models, 0, sl->ncells * sizeof(tt_cell));
+                memset(sl->origins, 0, TT_NORIGINS * sizeof(tt_cell));
+                sl->version = 0;
+                s->slots[j++] = *sl;
+        }
+        s->nslots = j;
+        s->last = 0;
+}
+
 void tt_shard_visit(const tt_shard *s, int32_t w, const tt_shard_visitor *v,
                     void *opaque) {
         const wslot *sl = find_slot_c(s, w);

@@ -24,63 +24,7 @@
 #include "tokentally/week.h"
 #include "tokentally/weekview.h"
 
-#define NO_WEEK INT32_MIN
-#define RELAXED memory_order_relaxed
-
-/* max_time and last_activity have one writer each (the thread that owns
- * the partition's events) and are read by the coordinator. */
-typedef struct partition {
-        bool live; /* registered and not removed; coordinator only */
-        _Atomic int64_t max_time;      /* INT64_MIN: no event yet */
-        _Atomic int64_t last_activity; /* processing time of the last one */
-} partition;
-
-/* A late event queued by a worker. Its model lives in the queue's arena,
- * by offset because the arena may move as it grows. */
-typedef struct late_ev {
-        tt_event ev;
-        size_t model_off;
-        char origin[2];
-} late_ev;
-
-struct tt_engine {
-        tt_engine_conf conf;
-        const tt_sink *sink;
-        void *opaque;
-        int err;
-
-        tt_streak_rule *rules;
-        size_t nrules;
-
-        tt_shard **shards;
-        tt_keytab *keys; /* model slugs of merged rows, engine-wide */
-
-        partition *parts; /* conf.max_partitions, never moves */
-        int32_t nparts;   /* highest live pid + 1 */
-
-        /* Written only by the coordinator (workers paused), read by
-         * workers without a lock. */
-        _Atomic int64_t watermark;
-        _Atomic int32_t closed_through; /* every week <= this is closed */
-
-        /* Weeks some shard holds, ascending; rebuilt when needed. */
-        int32_t *open;
-        size_t nopen, capopen;
-
-        pthread_mutex_t late_mu;
-        late_ev *late;
-        size_t nlate, caplate;
-        tt_buf late_arena;
-
-        /* Merged views, ascending by week: closed ones within retention and
-         * open ones that have had PROVISIONAL rows. */
-        tt_weekview **views;
-        size_t nviews, capviews;
-        bool pending; /* a closed view is dirty */
-
-        tt_engine_stats st;
-        int64_t now;
-};
+#include "engine_impl.h"
 
 void tt_engine_conf_defaults(tt_engine_conf *c) {
         memset(c, 0, sizeof(*c));
@@ -187,7 +131,7 @@ static tt_weekview *view_find(const tt_engine *e, int32_t w) {
         return NULL;
 }
 
-static tt_weekview *view_get(tt_engine *e, int32_t w) {
+tt_weekview *tt_engine_view_get_(tt_engine *e, int32_t w) {
         tt_weekview *wv = view_find(e, w);
         if (wv)
                 return wv;
@@ -445,7 +389,7 @@ static int collect_open(tt_engine *e) {
 }
 
 static int close_week(tt_engine *e, int32_t w) {
-        tt_weekview *wv = view_get(e, w);
+        tt_weekview *wv = tt_engine_view_get_(e, w);
         if (!wv)
                 return TT_ERR_NOMEM;
         int err = merge_shards(e, wv);
@@ -516,6 +460,8 @@ static int advance(tt_engine *e) {
 /* ---- watermarks ------------------------------------------------------- */
 
 static bool is_idle(const tt_engine *e, const partition *p, int64_t now) {
+        if (p->reported_idle)
+                return true;
         return e->conf.idle_timeout_ms > 0 &&
                now - atomic_load_explicit(&p->last_activity, RELAXED) >=
                    e->conf.idle_timeout_ms;
@@ -583,7 +529,7 @@ int tt_engine_partition_remove(tt_engine *e, int32_t pid, int64_t now_ms) {
 /* Counts a late event straight into its closed week's view. */
 static tt_reason count_late(tt_engine *e, int32_t w, const tt_event *ev,
                             char *detail, size_t size) {
-        tt_weekview *wv = view_get(e, w);
+        tt_weekview *wv = tt_engine_view_get_(e, w);
         uint32_t id =
             wv ? tt_keytab_intern(e->keys, ev->model.ptr, ev->model.len, NULL)
                : TT_KEY_NONE;
@@ -795,7 +741,7 @@ int tt_engine_emit_provisional(tt_engine *e, int64_t now_ms) {
         e->now = now_ms;
         int err = collect_open(e);
         for (size_t i = 0; i < e->nopen && !err; i++) {
-                tt_weekview *wv = view_get(e, e->open[i]);
+                tt_weekview *wv = tt_engine_view_get_(e, e->open[i]);
                 if (!wv) {
                         err = TT_ERR_NOMEM;
                         break;
@@ -851,4 +797,145 @@ void tt_engine_get_stats(const tt_engine *e, tt_engine_stats *st) {
                 if (e->views[i]->week <= ct)
                         closed++;
         st->closed_weeks_held = closed;
+}
+
+/* ---- front and merger modes (exactly-once stage) ----------------------- */
+
+typedef struct drain_ctx {
+        const tt_engine_cells_visitor *v;
+        void *opaque;
+        int32_t week;
+} drain_ctx;
+
+static void drain_model(void *opaque, tt_str model, const tt_cell *c) {
+        drain_ctx *d = opaque;
+        d->v->model(d->opaque, d->week, model, c);
+}
+
+static void drain_origin(void *opaque, tt_origin o, const tt_cell *c) {
+        drain_ctx *d = opaque;
+        d->v->origin(d->opaque, d->week, o, c);
+}
+
+void tt_engine_drain(tt_engine *e, const tt_engine_cells_visitor *v,
+                     void *opaque) {
+        static const tt_shard_visitor sv = {drain_model, drain_origin};
+        drain_ctx d = {v, opaque, 0};
+        for (uint32_t i = 0; i < e->conf.nshards; i++) {
+                tt_shard *s = e->shards[i];
+                for (size_t k = 0; k < tt_shard_weeks(s); k++) {
+                        d.week = tt_shard_week_at(s, k);
+                        tt_shard_visit(s, d.week, &sv, &d);
+                }
+                tt_shard_clear(s);
+        }
+}
+
+void tt_engine_partition_state(const tt_engine *e, int32_t pid, int64_t now_ms,
+                               int64_t *max_time, bool *idle) {
+        *max_time = INT64_MIN;
+        *idle = false;
+        if (pid < 0 || pid >= e->conf.max_partitions)
+                return;
+        const partition *p = &e->parts[pid];
+        *max_time = atomic_load_explicit(&p->max_time, RELAXED);
+        *idle = is_idle(e, p, now_ms);
+}
+
+void tt_engine_partition_report(tt_engine *e, int32_t pid, int64_t max_time,
+                                bool idle, bool eof) {
+        partition *p = part_get(e, pid, e->now);
+        if (!p)
+                return;
+        if (max_time > atomic_load_explicit(&p->max_time, RELAXED))
+                atomic_store_explicit(&p->max_time, max_time, RELAXED);
+        p->reported_idle = idle || eof;
+        p->reported_eof = eof;
+}
+
+bool tt_engine_all_eof(const tt_engine *e) {
+        bool any = false;
+        for (int32_t i = 0; i < e->nparts; i++) {
+                if (!e->parts[i].live)
+                        continue;
+                if (!e->parts[i].reported_eof)
+                        return false;
+                any = true;
+        }
+        return any;
+}
+
+/* A cell of a closed week: into its view as a revision while the week is
+ * retained; NULL when it is too old to revise. */
+static tt_weekview *closed_view(tt_engine *e, int32_t w, int64_t requests) {
+        int32_t oldest =
+            oldest_retained(atomic_load(&e->watermark), e->conf.retain_weeks);
+        if (oldest != NO_WEEK && w < oldest) {
+                e->st.late_lost += (uint64_t)requests;
+                return NULL;
+        }
+        return tt_engine_view_get_(e, w);
+}
+
+int tt_engine_merge_model(tt_engine *e, int32_t w, tt_str model,
+                          const tt_cell *c) {
+        if (w > atomic_load(&e->closed_through))
+                return tt_shard_merge_model(e->shards[0], w, model, c);
+        tt_weekview *wv = closed_view(e, w, 0);
+        if (!wv)
+                return TT_ERR_OK;
+        uint32_t id = tt_keytab_intern(e->keys, model.ptr, model.len, NULL);
+        if (id == TT_KEY_NONE)
+                return TT_ERR_LIMIT;
+        int err = view_add_cell(e, wv, TT_DIM_MODEL, id, c);
+        if (!err) {
+                wv->dirty = true;
+                e->pending = true;
+        }
+        return err;
+}
+
+int tt_engine_merge_origin(tt_engine *e, int32_t w, tt_origin o,
+                           const tt_cell *c) {
+        if (w > atomic_load(&e->closed_through))
+                return tt_shard_merge_origin(e->shards[0], w, o, c);
+        tt_weekview *wv = closed_view(e, w, c->requests);
+        if (!wv)
+                return TT_ERR_OK;
+        int err = view_add_cell(e, wv, TT_DIM_ORIGIN, o, c);
+        if (!err)
+                err = view_add_cell(e, wv, TT_DIM_TOTAL, 0, c);
+        if (!err) {
+                wv->dirty = true;
+                e->pending = true;
+                e->st.late_revised += (uint64_t)c->requests;
+        }
+        return err;
+}
+
+tt_reason tt_engine_offer_forwarded(tt_engine *e, const tt_event *ev,
+                                    int64_t now_ms, char *detail,
+                                    size_t detail_size) {
+        e->now = now_ms;
+        int32_t w = 0;
+        bool late;
+        tt_reason r =
+            tt_engine_check(e, ev, now_ms, &w, &late, detail, detail_size);
+        if (r == TT_REASON_NONE) {
+                if (late)
+                        r = count_late(e, w, ev, detail, detail_size);
+                else if (tt_engine_count(e, 0, w, ev)) {
+                        snprintf(detail, detail_size,
+                                 "more than %u distinct models in one shard",
+                                 (unsigned)e->conf.max_models);
+                        r = TT_REASON_KEY_LIMIT;
+                }
+        }
+        if (r != TT_REASON_NONE) {
+                e->st.dead[r]++;
+                e->st.dead_total++;
+                return r;
+        }
+        e->st.accepted++;
+        return TT_REASON_NONE;
 }

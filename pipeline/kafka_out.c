@@ -168,6 +168,11 @@ tt_kafka_out *tt_kafka_out_new(const tt_kafka_out_conf *c, char *errstr,
              * for the largest a broker accepts by default, and more. */
             {"message.max.bytes", "16777216"},
             {"compression.codec", "none"},
+            {"transactional.id", c->transactional_id},
+            /* An instance that dies mid-transaction blocks read_committed
+             * readers of the outputs until its transaction times out or
+             * a restart with the same id aborts it: keep that short. */
+            {"transaction.timeout.ms", c->transactional_id ? "30000" : NULL},
         };
         rd_kafka_conf_t *conf =
             tt_kafka_conf_new(defaults, sizeof(defaults) / sizeof(defaults[0]),
@@ -398,4 +403,126 @@ void tt_kafka_out_poll(tt_kafka_out *o) {
 
 uint64_t tt_kafka_out_delivered(const tt_kafka_out *o) {
         return atomic_load(&o->delivered);
+}
+
+int tt_kafka_out_raw(tt_kafka_out *o, const char *topic, int32_t partition,
+                     const void *key, size_t klen, const void *val,
+                     size_t vlen) {
+        for (;;) {
+                int failed = atomic_load(&o->failed);
+                if (failed)
+                        return failed;
+                rd_kafka_resp_err_t err = rd_kafka_producev(
+                    o->rk, RD_KAFKA_V_TOPIC(topic),
+                    RD_KAFKA_V_PARTITION(partition < 0 ? RD_KAFKA_PARTITION_UA
+                                                       : partition),
+                    RD_KAFKA_V_KEY(key, klen),
+                    RD_KAFKA_V_VALUE((void *)val, vlen),
+                    RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+                if (!err)
+                        break;
+                if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
+                        fail(o, TT_ERR_KAFKA, "produce to topic %s: %s (%s)",
+                             topic, rd_kafka_err2str(err),
+                             rd_kafka_err2name(err));
+                        return TT_ERR_KAFKA;
+                }
+                rd_kafka_poll(o->rk, 50);
+        }
+        rd_kafka_poll(o->rk, 0);
+        return TT_ERR_OK;
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+#define TXN_TIMEOUT_MS 60000
+#define TXN_RETRIES 20
+
+/* Classifies and frees a transactional API error. */
+static int txn_result(tt_kafka_out *o, rd_kafka_error_t *e, const char *what,
+                      char *errstr, size_t errsize) {
+        if (!e)
+                return TT_ERR_OK;
+        snprintf(errstr, errsize, "%s: %s (%s)", what, rd_kafka_error_string(e),
+                 rd_kafka_error_name(e));
+        int err = rd_kafka_error_is_fatal(e)             ? TT_ERR_KAFKA
+                  : rd_kafka_error_txn_requires_abort(e) ? TT_ERR_RETRY
+                  : rd_kafka_error_is_retriable(e)       ? TT_ERR_EOF
+                                                         : TT_ERR_KAFKA;
+        rd_kafka_error_destroy(e);
+        (void)o;
+        return err; /* TT_ERR_EOF here means "call again" */
+}
+
+int tt_kafka_out_txn_init(tt_kafka_out *o, int timeout_ms, char *errstr,
+                          size_t errsize) {
+        int err;
+        for (int i = 0; i < TXN_RETRIES; i++) {
+                err =
+                    txn_result(o, rd_kafka_init_transactions(o->rk, timeout_ms),
+                               "init_transactions", errstr, errsize);
+                if (err != TT_ERR_EOF)
+                        return err == TT_ERR_RETRY ? TT_ERR_KAFKA : err;
+        }
+        return TT_ERR_KAFKA;
+}
+
+int tt_kafka_out_txn_begin(tt_kafka_out *o, char *errstr, size_t errsize) {
+        int err = txn_result(o, rd_kafka_begin_transaction(o->rk),
+                             "begin_transaction", errstr, errsize);
+        return err == TT_ERR_EOF ? TT_ERR_RETRY : err;
+}
+
+int tt_kafka_out_txn_abort(tt_kafka_out *o, char *errstr, size_t errsize) {
+        int err;
+        for (int i = 0; i < TXN_RETRIES; i++) {
+                err = txn_result(
+                    o, rd_kafka_abort_transaction(o->rk, TXN_TIMEOUT_MS),
+                    "abort_transaction", errstr, errsize);
+                if (err != TT_ERR_EOF)
+                        return err == TT_ERR_RETRY ? TT_ERR_KAFKA : err;
+        }
+        return TT_ERR_KAFKA;
+}
+
+int tt_kafka_out_txn_commit(tt_kafka_out *o,
+                            const rd_kafka_topic_partition_list_t *offs,
+                            rd_kafka_t *consumer, char *errstr,
+                            size_t errsize) {
+        int err = TT_ERR_EOF;
+        if (offs && offs->cnt) {
+                rd_kafka_consumer_group_metadata_t *md =
+                    rd_kafka_consumer_group_metadata(consumer);
+                for (int i = 0; i < TXN_RETRIES && err == TT_ERR_EOF; i++)
+                        err = txn_result(o,
+                                         rd_kafka_send_offsets_to_transaction(
+                                             o->rk, offs, md, TXN_TIMEOUT_MS),
+                                         "send_offsets_to_transaction", errstr,
+                                         errsize);
+                rd_kafka_consumer_group_metadata_destroy(md);
+                if (err == TT_ERR_EOF)
+                        err = TT_ERR_RETRY;
+                if (err)
+                        goto failed;
+        }
+        err = TT_ERR_EOF;
+        for (int i = 0; i < TXN_RETRIES && err == TT_ERR_EOF; i++)
+                err = txn_result(
+                    o, rd_kafka_commit_transaction(o->rk, TXN_TIMEOUT_MS),
+                    "commit_transaction", errstr, errsize);
+        if (err == TT_ERR_EOF)
+                err = TT_ERR_RETRY;
+        if (!err) {
+                /* A delivery error inside a committed transaction cannot
+                 * happen (commit flushes and fails instead); one before it
+                 * would have made the commit abortable. */
+                return TT_ERR_OK;
+        }
+failed:
+        if (err == TT_ERR_RETRY) {
+                char why[256];
+                if (tt_kafka_out_txn_abort(o, why, sizeof(why)))
+                        return TT_ERR_KAFKA;
+        }
+        return err;
 }

@@ -69,6 +69,18 @@ const tt_opt_def tt_opt_defs[] = {
      "from its earliest offsets (default: new records only)"},
     {"guarantee", 0, TT_OPT_STR, "exactly-once", "exactly-once|at-least-once",
      0, 0, R, "delivery guarantee"},
+    {"state-topic", 0, TT_OPT_STR, "token-usage.state", NULL, 0, 0, R,
+     "exactly-once: compacted changelog of the merged counters (created "
+     "if missing; keys are prefixed with the group)"},
+    {"partials-topic", 0, TT_OPT_STR, "", NULL, 0, 0, R,
+     "exactly-once: internal topic from the instances to the merger "
+     "(default GROUP.partials; created if missing)"},
+    {"instance-id", 0, TT_OPT_STR, "", NULL, 0, 0, R,
+     "exactly-once: this instance's stable name; transactional.id is "
+     "GROUP-ID (default: the host name)"},
+    {"commit-interval", 0, TT_OPT_DURATION, "", NULL, 1, 3600 * 1000, R,
+     "how often offsets (and, exactly-once, transactions) commit "
+     "(default 200ms exactly-once, 5s at-least-once)"},
     /* Operations. */
     {"metrics-addr", 0, TT_OPT_STR, "0.0.0.0:9464", NULL, 0, 0, R,
      "HOST:PORT serving /metrics, /healthz, /readyz (off or \"\" = none; "
@@ -441,7 +453,7 @@ void tt_opts_help(FILE *f, unsigned cmd, const char *usage) {
                 fprintf(f, "  %-22s %s", left, d->help);
                 if (d->choices)
                         fprintf(f, " [%s]", d->choices);
-                if (d->def)
+                if (d->def && *d->def)
                         fprintf(f, " (default %s)", d->def);
                 if (!d->short_name) {
                         char en[64];

@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -24,12 +25,16 @@
 #include "tokentally/kafka_conf.h"
 #include "tokentally/log.h"
 #include "tokentally/mem.h"
+#include "tokentally/merger.h"
+#include "tokentally/partials.h"
 #include "tokentally/week.h"
 
 #define BATCH 1024
 #define TRACKED_WEEKS 32
 #define DETAIL_MAX 200
 #define META_PREFIX "tokentally:v1:oldest="
+/* Exactly-once: the partition's watermark, committed with its offset. */
+#define META_WM_PREFIX "tokentally:v2:wm="
 
 /* Per input partition; fields marked (w) belong to the owning worker and
  * are read by the coordinator only while workers are paused. */
@@ -54,9 +59,10 @@ typedef struct worker {
         bool started;
         rd_kafka_queue_t *q;
         tt_json_dec *jd;
+        tt_buf fwd; /* exactly-once: a forwarded event's record */
         /* Counters: written by this worker only (bump), read by the
          * coordinator and by metrics scrapes at any time. */
-        _Atomic uint64_t messages, accepted, skipped, late_queued,
+        _Atomic uint64_t messages, accepted, skipped, late_queued, forwarded,
             dead[TT_REASON__COUNT];
 } worker;
 
@@ -85,6 +91,22 @@ typedef struct stage {
         char errmsg[256];
         uint64_t commits;
         struct tt_stage_live *live; /* conf->live or our own */
+
+        /* Exactly-once. */
+        bool eos;
+        char partials[256];           /* the partials topic */
+        _Atomic int64_t inst_max;     /* newest event time any worker saw */
+        tt_merger *merger;            /* while we own the partials partition */
+        int64_t merge_next;           /* next partials offset to apply */
+        bool merger_done;             /* --close-at-eof: closed everything */
+        tt_engine_stats merger_stats; /* of the last merger we held */
+        bool have_merger_stats;
+        tt_json_dec *mjd; /* decodes forwarded events */
+        tt_buf pbuf;      /* partial record under construction */
+        int64_t last_prov;
+        bool retry; /* a transaction was aborted: rerun from the commits */
+        bool eof_committed; /* every own partition's end went out */
+        bool txn_open;
 } stage;
 
 /* A single writer's counter: a relaxed load and store (no locked add), so
@@ -177,33 +199,96 @@ static void dead(worker *w, const rd_kafka_message_t *m, tt_reason why,
         }
 }
 
-static tt_reason decode(worker *w, const rd_kafka_message_t *m, tt_event *ev,
-                        char *detail, size_t size) {
-        const tt_stage_conf *c = w->st->conf;
-        if (!m->payload) {
+/* One input message's value into ev: JSON, Confluent-framed Avro or raw
+ * Avro, as configured. */
+static tt_reason decode_value(stage *st, tt_json_dec *jd, const void *payload,
+                              size_t plen, tt_event *ev, char *detail,
+                              size_t size) {
+        const tt_stage_conf *c = st->conf;
+        if (!payload) {
                 snprintf(detail, size, "message has no value");
                 return TT_REASON_MALFORMED;
         }
         if (c->format == TT_IN_JSON)
-                return tt_json_decode_event(w->jd, m->payload, m->len, ev,
-                                            detail, size);
-        const uint8_t *body = m->payload;
-        size_t len = m->len;
+                return tt_json_decode_event(jd, payload, plen, ev, detail,
+                                            size);
+        const uint8_t *body = payload;
+        size_t len = plen;
         if (c->format == TT_IN_AVRO) {
                 int32_t id;
-                if (tt_confluent_parse(m->payload, m->len, &id, &body, &len,
-                                       detail, size))
+                if (tt_confluent_parse(payload, plen, &id, &body, &len, detail,
+                                       size))
                         return TT_REASON_MALFORMED;
         }
         size_t used = 0;
-        tt_reason r = tt_avro_decode_event(w->st->adec, body, len, &used, ev,
-                                           detail, size);
+        tt_reason r =
+            tt_avro_decode_event(st->adec, body, len, &used, ev, detail, size);
         if (r == TT_REASON_NONE && used != len) {
                 snprintf(detail, size, "%zu bytes after the Avro record",
                          len - used);
                 return TT_REASON_MALFORMED;
         }
         return r;
+}
+
+static tt_reason decode(worker *w, const rd_kafka_message_t *m, tt_event *ev,
+                        char *detail, size_t size) {
+        return decode_value(w->st, w->jd, m->payload, m->len, ev, detail, size);
+}
+
+static void newest(ppart *pp, int64_t t) {
+        if (t >
+            atomic_load_explicit(&pp->newest_event_ms, memory_order_relaxed))
+                atomic_store_explicit(&pp->newest_event_ms, t,
+                                      memory_order_relaxed);
+}
+
+/* Exactly-once front: check, then count into the worker's shard, or
+ * forward the message whole when its week may already be closed. "May":
+ * the week's close point is behind the newest event this instance has
+ * seen, which the global watermark cannot pass. The merger decides. */
+static void handle_front(worker *w, const rd_kafka_message_t *m, ppart *pp,
+                         const tt_event *ev, int64_t now) {
+        stage *st = w->st;
+        char detail[DETAIL_MAX];
+        int32_t week = 0;
+        bool late = false;
+        tt_reason r = tt_engine_check(st->e, ev, now, &week, &late, detail,
+                                      sizeof(detail));
+        if (r != TT_REASON_NONE) {
+                dead(w, m, r, detail);
+                return;
+        }
+        int64_t imax =
+            atomic_load_explicit(&st->inst_max, memory_order_relaxed);
+        if (tt_week_start(week + 1) + st->conf->engine.grace_ms <= imax) {
+                const char *g = st->conf->group;
+                int err =
+                    tt_partial_event(&w->fwd, m->partition, m->offset, m->key,
+                                     m->key_len, m->payload, m->len);
+                if (!err)
+                        err = tt_kafka_out_raw(st->conf->out, st->partials, 0,
+                                               g, strlen(g), w->fwd.data,
+                                               w->fwd.len);
+                if (err) {
+                        fail(st, err, "forwarding to the partials topic: %s",
+                             tt_err2str(err));
+                        return;
+                }
+                bump(&w->forwarded);
+        } else if (tt_engine_count(st->e, (uint32_t)w->id, week, ev)) {
+                dead(w, m, TT_REASON_KEY_LIMIT,
+                     "more than the distinct models one shard holds");
+                return;
+        } else {
+                bump(&w->accepted);
+        }
+        tt_engine_seen(st->e, m->partition, ev->event_time_ms, now);
+        while (ev->event_time_ms > imax &&
+               !atomic_compare_exchange_weak(&st->inst_max, &imax,
+                                             ev->event_time_ms))
+                ;
+        newest(pp, ev->event_time_ms);
 }
 
 static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
@@ -228,6 +313,10 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
         tt_reason r = decode(w, m, &ev, detail, sizeof(detail));
         if (r != TT_REASON_NONE) {
                 dead(w, m, r, detail);
+                return;
+        }
+        if (st->eos) {
+                handle_front(w, m, pp, &ev, now);
                 return;
         }
         int32_t week = 0;
@@ -265,10 +354,7 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
         bump(&w->accepted);
         track(pp, week, m->offset);
         tt_engine_seen(st->e, m->partition, ev.event_time_ms, now);
-        if (ev.event_time_ms >
-            atomic_load_explicit(&pp->newest_event_ms, memory_order_relaxed))
-                atomic_store_explicit(&pp->newest_event_ms, ev.event_time_ms,
-                                      memory_order_relaxed);
+        newest(pp, ev.event_time_ms);
 }
 
 static void *worker_main(void *arg) {
@@ -404,8 +490,9 @@ out:
  * since the last call. */
 static bool publish(stage *st) {
         tt_engine_stats es;
-        tt_engine_get_stats(st->e, &es);
-        int64_t wm = tt_engine_watermark(st->e);
+        tt_engine *pe = st->merger ? tt_merger_engine(st->merger) : st->e;
+        tt_engine_get_stats(pe, &es);
+        int64_t wm = tt_engine_watermark(pe);
         tt_stage_live *l = st->live;
         pthread_mutex_lock(&l->mu);
         tt_engine_stats old = l->eng;
@@ -414,8 +501,7 @@ static bool publish(stage *st) {
         pthread_mutex_unlock(&l->mu);
         if (es.weeks_closed > old.weeks_closed) {
                 char name[16];
-                tt_week_name(tt_engine_closed_through(st->e), name,
-                             sizeof(name));
+                tt_week_name(tt_engine_closed_through(pe), name, sizeof(name));
                 TT_LOG(TT_LOG_INFO, "week closed", TT_KV_S("week", name),
                        TT_KV_I("weeks", es.weeks_closed - old.weeks_closed),
                        TT_KV_I("rows", es.rows[TT_STATUS_FINAL] -
@@ -423,6 +509,335 @@ static bool publish(stage *st) {
         }
         return es.rows[0] + es.rows[1] + es.rows[2] + es.streaks !=
                old.rows[0] + old.rows[1] + old.rows[2] + old.streaks;
+}
+
+/* ---- exactly-once: merger, partial records, transactions -------------- */
+
+static int32_t input_partitions(stage *st) {
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_topic_t *rkt =
+            rd_kafka_topic_new(st->rk, st->conf->topic, NULL);
+        int32_t n = -1;
+        if (rkt && !rd_kafka_metadata(st->rk, 0, rkt, &md, 10000) &&
+            md->topic_cnt == 1 && !md->topics[0].err)
+                n = md->topics[0].partition_cnt;
+        if (md)
+                rd_kafka_metadata_destroy(md);
+        if (rkt)
+                rd_kafka_topic_destroy(rkt);
+        return n;
+}
+
+static void merger_start(stage *st) {
+        const tt_stage_conf *c = st->conf;
+        char rgroup[300];
+        snprintf(rgroup, sizeof(rgroup), "%s.restore", c->group);
+        const tt_kafka_prop props[] = {
+            {"bootstrap.servers", c->brokers},
+            {"group.id", rgroup},
+            {"enable.auto.commit", "false"},
+            {"enable.partition.eof", "true"},
+            {"isolation.level", "read_committed"},
+            {"client.id", "tokentally-restore"},
+        };
+        tt_merger_conf mc = {
+            .engine = c->engine,
+            .group = c->group,
+            .state_topic = c->state_topic,
+            .props = props,
+            .nprops = sizeof(props) / sizeof(props[0]),
+            .xprops = c->props,
+            .nxprops = c->nprops,
+        };
+        int32_t n = input_partitions(st);
+        if (n < 1) {
+                fail(st, TT_ERR_KAFKA, "input topic %s: no partitions known",
+                     c->topic);
+                return;
+        }
+        char why[512];
+        uint64_t restored = 0;
+        double t0 = tt_mono_s();
+        st->merger =
+            tt_merger_new(&mc, &st->sink, st, n, &restored, why, sizeof(why));
+        if (!st->merger) {
+                fail(st, TT_ERR_KAFKA, "merger: %s", why);
+                return;
+        }
+        st->merge_next = -1;
+        st->merger_done = false;
+        tt_engine_stats es;
+        tt_engine_get_stats(tt_merger_engine(st->merger), &es);
+        TT_LOG(TT_LOG_INFO, "merger state restored",
+               TT_KV_S("state_topic", c->state_topic),
+               TT_KV_I("records_read", restored),
+               TT_KV_I("state_keys", es.state_keys),
+               TT_KV_I("ms", (int64_t)((tt_mono_s() - t0) * 1000)));
+}
+
+static void merger_stop(stage *st) {
+        if (!st->merger)
+                return;
+        tt_engine_get_stats(tt_merger_engine(st->merger), &st->merger_stats);
+        st->have_merger_stats = true;
+        tt_merger_destroy(st->merger);
+        st->merger = NULL;
+        TT_LOG(TT_LOG_INFO, "merger handed over",
+               TT_KV_S("partials_topic", st->partials));
+}
+
+static void mv_report(void *opaque, int32_t pid, int64_t max_time,
+                      unsigned flags) {
+        stage *st = opaque;
+        tt_engine_partition_report(tt_merger_engine(st->merger), pid, max_time,
+                                   flags & TT_PARTIAL_IDLE,
+                                   flags & TT_PARTIAL_EOF);
+}
+
+static int mv_model(void *opaque, int32_t week, tt_str model,
+                    const tt_cell *c) {
+        stage *st = opaque;
+        return tt_engine_merge_model(tt_merger_engine(st->merger), week, model,
+                                     c);
+}
+
+static int mv_origin(void *opaque, int32_t week, tt_origin o,
+                     const tt_cell *c) {
+        stage *st = opaque;
+        return tt_engine_merge_origin(tt_merger_engine(st->merger), week, o, c);
+}
+
+static int mv_event(void *opaque, int32_t pid, int64_t off, const void *key,
+                    size_t klen, const void *val, size_t vlen) {
+        stage *st = opaque;
+        tt_event ev;
+        char detail[DETAIL_MAX];
+        memset(&ev, 0, sizeof(ev));
+        tt_reason r =
+            decode_value(st, st->mjd, val, vlen, &ev, detail, sizeof(detail));
+        if (r == TT_REASON_NONE)
+                r = tt_engine_offer_forwarded(tt_merger_engine(st->merger), &ev,
+                                              tt_wall_ms(), detail,
+                                              sizeof(detail));
+        if (r == TT_REASON_NONE)
+                return TT_ERR_OK;
+        return tt_kafka_out_dead_letter(st->conf->out, r, detail,
+                                        st->conf->topic, pid, off, key, klen,
+                                        val, vlen);
+}
+
+/* A record of the partials topic, in offset order. */
+static void merger_apply(stage *st, const rd_kafka_message_t *m) {
+        if (!st->merger)
+                return; /* fetched before a revoke */
+        st->merge_next = m->offset + 1;
+        const char *g = st->conf->group;
+        size_t glen = strlen(g);
+        if (m->key_len != glen || memcmp(m->key, g, glen))
+                return; /* another group's */
+        static const tt_partial_visitor v = {mv_report, mv_model, mv_origin,
+                                             mv_event};
+        int err = tt_partial_decode(m->payload, m->len, &v, st);
+        if (err == TT_ERR_FORMAT)
+                TT_LOG(TT_LOG_WARN, "malformed partial record skipped",
+                       TT_KV_S("topic", st->partials),
+                       TT_KV_I("offset", m->offset));
+        else if (err)
+                fail(st, err, "merging partials: %s", tt_err2str(err));
+}
+
+static void dv_model(void *opaque, int32_t week, tt_str model,
+                     const tt_cell *c) {
+        tt_partial_model(opaque, week, model, c);
+}
+
+static void dv_origin(void *opaque, int32_t week, tt_origin o,
+                      const tt_cell *c) {
+        tt_partial_origin(opaque, week, o, c);
+}
+
+static int put_state(void *opaque, const char *key, const void *val,
+                     size_t len) {
+        stage *st = opaque;
+        return tt_kafka_out_raw(st->conf->out, st->conf->state_topic, 0, key,
+                                strlen(key), val, len);
+}
+
+/* One transaction's end, with the workers paused: what the workers
+ * counted goes out as a partial record, the merger (if here) runs and
+ * checkpoints, and the offsets commit with all of it. final: no new
+ * transaction after it. */
+static void eos_cycle(stage *st, int64_t now, bool final) {
+        const tt_stage_conf *c = st->conf;
+        char why[512];
+        tt_partial_writer pw;
+        tt_partial_cells_begin(&pw, &st->pbuf);
+        bool any = false, all_eof = true;
+        for (int32_t p = 0; p < st->nparts; p++) {
+                ppart *pp = &st->parts[p];
+                if (!pp->assigned)
+                        continue;
+                int64_t mt;
+                bool idle;
+                tt_engine_partition_state(st->e, p, now, &mt, &idle);
+                bool eof = c->close_at_eof && atomic_load(&pp->eof);
+                any = true;
+                all_eof &= eof;
+                tt_partial_report(&pw, p, mt,
+                                  (idle ? TT_PARTIAL_IDLE : 0) |
+                                      (eof ? TT_PARTIAL_EOF : 0));
+        }
+        tt_partial_cells_mid(&pw);
+        static const tt_engine_cells_visitor dv = {dv_model, dv_origin};
+        tt_engine_drain(st->e, &dv, &pw);
+        int err = tt_partial_cells_end(&pw);
+        if (!err && (pw.nrep || pw.ncell))
+                err = tt_kafka_out_raw(c->out, st->partials, 0, c->group,
+                                       strlen(c->group), st->pbuf.data,
+                                       st->pbuf.len);
+        if (err) {
+                fail(st, err, "partial record: %s", tt_err2str(err));
+                return;
+        }
+        if (st->merger) {
+                tt_engine *me = tt_merger_engine(st->merger);
+                double t_emit = tt_mono_s();
+                tt_engine_tick(me, now);
+                if (c->emit_interval_ms > 0 &&
+                    now - st->last_prov >= c->emit_interval_ms) {
+                        tt_engine_emit_provisional(me, now);
+                        st->last_prov = now;
+                }
+                if (c->close_at_eof && !st->merger_done &&
+                    tt_engine_all_eof(me)) {
+                        tt_engine_close_all(me, now);
+                        st->merger_done = true;
+                }
+                if (tt_engine_error(me)) {
+                        fail(st, tt_engine_error(me), "engine: %s",
+                             tt_err2str(tt_engine_error(me)));
+                        return;
+                }
+                if ((err = tt_merger_checkpoint(st->merger, put_state, st))) {
+                        fail(st, err, "state checkpoint: %s", tt_err2str(err));
+                        return;
+                }
+                if (publish(st))
+                        tt_hist_observe(&st->live->emit, tt_mono_s() - t_emit);
+        } else {
+                publish(st);
+        }
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(16);
+        for (int32_t p = 0; p < st->nparts; p++) {
+                ppart *pp = &st->parts[p];
+                if (!pp->assigned || pp->next_offset < 0)
+                        continue;
+                rd_kafka_topic_partition_t *t =
+                    rd_kafka_topic_partition_list_add(l, c->topic, p);
+                t->offset = pp->next_offset;
+                int64_t mt;
+                bool idle;
+                tt_engine_partition_state(st->e, p, now, &mt, &idle);
+                if (mt != INT64_MIN) {
+                        char meta[64];
+                        snprintf(meta, sizeof(meta), META_WM_PREFIX "%" PRId64,
+                                 mt);
+                        t->metadata = strdup(meta);
+                        t->metadata_size = strlen(meta);
+                }
+        }
+        if (st->merger && st->merge_next >= 0)
+                rd_kafka_topic_partition_list_add(l, st->partials, 0)->offset =
+                    st->merge_next;
+        double t0 = tt_mono_s();
+        err = tt_kafka_out_txn_commit(c->out, l, st->rk, why, sizeof(why));
+        rd_kafka_topic_partition_list_destroy(l);
+        st->txn_open = false;
+        if (err == TT_ERR_RETRY) {
+                st->retry = true;
+                fail(st, err, "transaction aborted: %s", why);
+                return;
+        }
+        if (err) {
+                fail(st, err, "transaction: %s", why);
+                return;
+        }
+        st->commits++;
+        double dt = tt_mono_s() - t0;
+        atomic_fetch_add(&st->live->commits, 1);
+        tt_hist_observe(&st->live->commit, dt);
+        st->eof_committed = any && all_eof;
+        if (final)
+                return;
+        if ((err = tt_kafka_out_txn_begin(c->out, why, sizeof(why)))) {
+                st->retry = err == TT_ERR_RETRY;
+                fail(st, err, "transaction: %s", why);
+                return;
+        }
+        st->txn_open = true;
+}
+
+/* Creates the internal topics if they are missing (as Kafka Streams
+ * does): partials with one partition, the state compacted and rolled
+ * often so that compaction keeps a restore short. */
+static int ensure_topics(stage *st, char *errstr, size_t errsize) {
+        const char *names[2] = {st->partials, st->conf->state_topic};
+        const char *cfg[2][8] = {
+            {"cleanup.policy", "delete", "retention.ms", "604800000",
+             "max.message.bytes", "16777216", NULL, NULL},
+            {"cleanup.policy", "compact", "max.message.bytes", "16777216",
+             "segment.ms", "60000", "min.cleanable.dirty.ratio", "0.1"},
+        };
+        rd_kafka_NewTopic_t *nt[2];
+        char why[512];
+        for (int i = 0; i < 2; i++) {
+                nt[i] =
+                    rd_kafka_NewTopic_new(names[i], 1, -1, why, sizeof(why));
+                if (!nt[i]) {
+                        snprintf(errstr, errsize, "topic %s: %s", names[i],
+                                 why);
+                        if (i)
+                                rd_kafka_NewTopic_destroy(nt[0]);
+                        return TT_ERR_INVAL;
+                }
+                for (int k = 0; k < 8 && cfg[i][k]; k += 2)
+                        rd_kafka_NewTopic_set_config(nt[i], cfg[i][k],
+                                                     cfg[i][k + 1]);
+        }
+        rd_kafka_queue_t *q = rd_kafka_queue_new(st->rk);
+        rd_kafka_CreateTopics(st->rk, nt, 2, NULL, q);
+        rd_kafka_NewTopic_destroy_array(nt, 2);
+        rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 30000);
+        int err = TT_ERR_OK;
+        if (!ev) {
+                snprintf(errstr, errsize, "creating %s, %s: no answer in 30 s",
+                         names[0], names[1]);
+                err = TT_ERR_KAFKA;
+        } else if (rd_kafka_event_error(ev)) {
+                snprintf(errstr, errsize, "creating %s, %s: %s", names[0],
+                         names[1], rd_kafka_event_error_string(ev));
+                err = TT_ERR_KAFKA;
+        } else {
+                size_t n;
+                const rd_kafka_topic_result_t **r =
+                    rd_kafka_CreateTopics_result_topics(
+                        rd_kafka_event_CreateTopics_result(ev), &n);
+                for (size_t i = 0; i < n && !err; i++) {
+                        rd_kafka_resp_err_t e =
+                            rd_kafka_topic_result_error(r[i]);
+                        if (!e || e == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS)
+                                continue;
+                        snprintf(errstr, errsize, "creating topic %s: %s",
+                                 rd_kafka_topic_result_name(r[i]),
+                                 rd_kafka_topic_result_error_string(r[i]));
+                        err = TT_ERR_KAFKA;
+                }
+        }
+        if (ev)
+                rd_kafka_event_destroy(ev);
+        rd_kafka_queue_destroy(q);
+        return err;
 }
 
 /* ---- rebalances ------------------------------------------------------- */
@@ -439,10 +854,44 @@ static void log_parts(const char *msg, const stage *st,
                TT_KV_S("partitions", list), TT_KV_I("count", parts->cnt));
 }
 
+static bool is_partials(const stage *st, const rd_kafka_topic_partition_t *t) {
+        return st->eos && !strcmp(t->topic, st->partials);
+}
+
+/* Exactly-once: the committed watermark of each newly assigned input
+ * partition (metadata of its offset) back into the front. */
+static void restore_watermarks(stage *st,
+                               const rd_kafka_topic_partition_list_t *c,
+                               int64_t now) {
+        size_t n = strlen(META_WM_PREFIX);
+        for (int i = 0; i < c->cnt; i++) {
+                const rd_kafka_topic_partition_t *t = &c->elems[i];
+                char v[32];
+                if (is_partials(st, t) || !t->metadata ||
+                    t->metadata_size <= n ||
+                    t->metadata_size - n >= sizeof(v) ||
+                    memcmp(t->metadata, META_WM_PREFIX, n))
+                        continue;
+                memcpy(v, (const char *)t->metadata + n, t->metadata_size - n);
+                v[t->metadata_size - n] = '\0';
+                int64_t wm = strtoll(v, NULL, 10);
+                tt_engine_seen(st->e, t->partition, wm, now);
+                int64_t imax = atomic_load(&st->inst_max);
+                while (wm > imax &&
+                       !atomic_compare_exchange_weak(&st->inst_max, &imax, wm))
+                        ;
+                newest(&st->parts[t->partition], wm);
+        }
+}
+
 static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         int64_t now = tt_wall_ms();
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *t = &parts->elems[i];
+                if (is_partials(st, t)) {
+                        merger_start(st);
+                        continue;
+                }
                 if (t->partition < 0 || t->partition >= st->nparts)
                         continue;
                 rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(
@@ -463,7 +912,10 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         /* Where an earlier run's committed weeks end (see stage.h). */
         rd_kafka_topic_partition_list_t *c =
             rd_kafka_topic_partition_list_copy(parts);
-        if (!rd_kafka_committed(st->rk, c, 10000)) {
+        if (st->eos) {
+                if (!rd_kafka_committed(st->rk, c, 10000))
+                        restore_watermarks(st, c, now);
+        } else if (!rd_kafka_committed(st->rk, c, 10000)) {
                 for (int i = 0; i < c->cnt; i++) {
                         const rd_kafka_topic_partition_t *t = &c->elems[i];
                         size_t n = strlen(META_PREFIX);
@@ -487,9 +939,11 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         if (!st->first_assign_done &&
             (st->conf->from_beginning || st->conf->has_from_timestamp)) {
                 for (int i = 0; i < parts->cnt; i++)
-                        parts->elems[i].offset = st->conf->from_beginning
-                                                     ? RD_KAFKA_OFFSET_BEGINNING
-                                                     : st->conf->from_timestamp;
+                        if (!is_partials(st, &parts->elems[i]))
+                                parts->elems[i].offset =
+                                    st->conf->from_beginning
+                                        ? RD_KAFKA_OFFSET_BEGINNING
+                                        : st->conf->from_timestamp;
                 if (st->conf->has_from_timestamp && !st->conf->from_beginning)
                         rd_kafka_offsets_for_times(st->rk, parts, 10000);
         }
@@ -500,10 +954,21 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
 
 static void on_revoke(stage *st, rd_kafka_topic_partition_list_t *parts) {
         pause_workers(st);
-        tt_engine_tick(st->e, tt_wall_ms());
-        rd_kafka_topic_partition_list_t *l = commit_offsets(st, parts);
-        commit(st, l);
+        if (st->eos) {
+                /* Everything of the revoked partitions commits before a new
+                 * owner may read them (KIP-447: still our generation). */
+                if (!atomic_load(&st->err) && st->txn_open)
+                        eos_cycle(st, tt_wall_ms(), false);
+        } else {
+                tt_engine_tick(st->e, tt_wall_ms());
+                rd_kafka_topic_partition_list_t *l = commit_offsets(st, parts);
+                commit(st, l);
+        }
         for (int i = 0; i < parts->cnt; i++) {
+                if (is_partials(st, &parts->elems[i])) {
+                        merger_stop(st);
+                        continue;
+                }
                 int32_t p = parts->elems[i].partition;
                 if (p < 0 || p >= st->nparts)
                         continue;
@@ -563,6 +1028,8 @@ static rd_kafka_t *make_consumer(stage *st, char *errstr, size_t errsize) {
             {"queued.max.messages.kbytes", "65536"},
             {"fetch.wait.max.ms", "100"},
             {"client.id", "tokentally"},
+            /* The merger reads only committed partials. */
+            {"isolation.level", st->eos ? "read_committed" : NULL},
         };
         rd_kafka_conf_t *kc =
             tt_kafka_conf_new(defaults, sizeof(defaults) / sizeof(defaults[0]),
@@ -580,6 +1047,13 @@ static rd_kafka_t *make_consumer(stage *st, char *errstr, size_t errsize) {
         }
         rd_kafka_poll_set_consumer(rk);
         return rk;
+}
+
+static bool any_assigned(stage *st) {
+        for (int32_t p = 0; p < st->nparts; p++)
+                if (st->parts[p].assigned)
+                        return true;
+        return false;
 }
 
 static bool all_at_eof(stage *st) {
@@ -606,7 +1080,20 @@ static void collect(stage *st, tt_stage_stats *s) {
                 }
         }
         s->commits = st->commits;
-        tt_engine_get_stats(st->e, &s->engine);
+        if (st->merger)
+                tt_engine_get_stats(tt_merger_engine(st->merger), &s->engine);
+        else if (st->have_merger_stats)
+                s->engine = st->merger_stats;
+        else
+                tt_engine_get_stats(st->e, &s->engine);
+        if (st->eos) {
+                /* Forwarded events the merger dead-lettered. */
+                for (int r = 0; r < TT_REASON__COUNT; r++) {
+                        s->dead[r] += s->engine.dead[r];
+                        s->dead_letters += s->engine.dead[r];
+                }
+                s->accepted += s->engine.accepted;
+        }
 }
 
 /* ---- live view: attach, detach, snapshot -------------------------------- */
@@ -751,6 +1238,17 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
         pthread_mutex_init(&st.mu, NULL);
         pthread_cond_init(&st.cv, NULL);
         st.sink = (tt_sink){sink_rollup, sink_streak};
+        st.eos = conf->exactly_once;
+        atomic_init(&st.inst_max, INT64_MIN);
+        st.merge_next = -1;
+        st.last_prov = tt_wall_ms();
+        tt_buf_init(&st.pbuf, 32u << 20);
+        if (conf->partials_topic && *conf->partials_topic)
+                snprintf(st.partials, sizeof(st.partials), "%s",
+                         conf->partials_topic);
+        else
+                snprintf(st.partials, sizeof(st.partials), "%s.partials",
+                         conf->group);
         int err = TT_ERR_OK;
         tt_stage_live *own_live = NULL;
         st.live = conf->live;
@@ -788,6 +1286,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                 w->id = i;
                 w->q = rd_kafka_queue_new(st.rk);
                 w->jd = tt_json_dec_new();
+                tt_buf_init(&w->fwd, 32u << 20);
                 if (!w->jd) {
                         snprintf(errstr, errsize, "out of memory");
                         err = TT_ERR_NOMEM;
@@ -802,10 +1301,31 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                 }
                 st.w[i].started = true;
         }
+        if (st.eos) {
+                char why[512];
+                if (!(st.mjd = tt_json_dec_new())) {
+                        snprintf(errstr, errsize, "out of memory");
+                        err = TT_ERR_NOMEM;
+                        goto done;
+                }
+                if ((err = ensure_topics(&st, errstr, errsize)))
+                        goto done;
+                if ((err = tt_kafka_out_txn_init(conf->out, 60000, why,
+                                                 sizeof(why))) ||
+                    (err =
+                         tt_kafka_out_txn_begin(conf->out, why, sizeof(why)))) {
+                        snprintf(errstr, errsize, "%s", why);
+                        goto done;
+                }
+                st.txn_open = true;
+        }
         rd_kafka_topic_partition_list_t *sub =
-            rd_kafka_topic_partition_list_new(1);
+            rd_kafka_topic_partition_list_new(2);
         rd_kafka_topic_partition_list_add(sub, conf->topic,
                                           RD_KAFKA_PARTITION_UA);
+        if (st.eos)
+                rd_kafka_topic_partition_list_add(sub, st.partials,
+                                                  RD_KAFKA_PARTITION_UA);
         rd_kafka_resp_err_t kerr = rd_kafka_subscribe(st.rk, sub);
         rd_kafka_topic_partition_list_destroy(sub);
         if (kerr) {
@@ -819,23 +1339,46 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
         int64_t last_prov = tt_wall_ms(), last_commit = tt_wall_ms();
         bool finished = false;
         while (!*stop && !atomic_load(&st.quit)) {
-                rd_kafka_message_t *m = rd_kafka_consumer_poll(st.rk, 100);
+                rd_kafka_message_t *m =
+                    rd_kafka_consumer_poll(st.rk, st.eos ? 20 : 100);
                 if (m) {
                         if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
                                 char why[256];
                                 rd_kafka_fatal_error(st.rk, why, sizeof(why));
                                 fail(&st, TT_ERR_KAFKA, "consumer: %s", why);
+                        } else if (st.eos && !m->err && m->rkt &&
+                                   !strcmp(rd_kafka_topic_name(m->rkt),
+                                           st.partials)) {
+                                merger_apply(&st, m);
                         }
                         rd_kafka_message_destroy(m);
                 }
                 tt_kafka_out_poll(conf->out);
                 char why[256];
                 if (tt_kafka_out_error(conf->out, why, sizeof(why))) {
-                        fail(&st, TT_ERR_KAFKA, "output delivery failed: %s",
-                             why);
+                        /* Exactly-once: the open transaction cannot commit;
+                         * a new producer aborts it and we redo it. */
+                        st.retry = st.eos;
+                        fail(&st, st.eos ? TT_ERR_RETRY : TT_ERR_KAFKA,
+                             "output delivery failed: %s", why);
                         break;
                 }
                 int64_t now = tt_wall_ms();
+                if (st.eos) {
+                        if (now - last_commit < conf->commit_interval_ms)
+                                continue;
+                        last_commit = now;
+                        pause_workers(&st);
+                        eos_cycle(&st, now, false);
+                        bool own_done = st.eof_committed ||
+                                        (st.assigned_any && !any_assigned(&st));
+                        finished = conf->close_at_eof && own_done &&
+                                   (!st.merger || st.merger_done);
+                        if (finished || atomic_load(&st.quit))
+                                break;
+                        resume_workers(&st);
+                        continue;
+                }
                 bool prov = conf->emit_interval_ms > 0 &&
                             now - last_prov >= conf->emit_interval_ms;
                 bool eof = conf->close_at_eof && all_at_eof(&st);
@@ -874,7 +1417,16 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                         last_commit = now;
                 }
         }
-        if (!finished && !atomic_load(&st.err)) {
+        if (st.eos && !finished && !atomic_load(&st.err)) {
+                /* Stopped by a signal: what was read commits as usual. */
+                pause_workers(&st);
+                eos_cycle(&st, tt_wall_ms(), true);
+        } else if (st.eos && finished) {
+                /* The last cycle began a transaction that has nothing. */
+                char why[256];
+                tt_kafka_out_txn_abort(conf->out, why, sizeof(why));
+                st.txn_open = false;
+        } else if (!finished && !atomic_load(&st.err)) {
                 /* Stopped by a signal: count what was read, deliver, and
                  * commit (open weeks are recounted by the next run). */
                 pause_workers(&st);
@@ -898,6 +1450,8 @@ done:
         }
         if (st.e && st.w)
                 collect(&st, stats);
+        tt_merger_destroy(st.merger);
+        st.merger = NULL;
         live_detach(&st, stats, err);
         if (st.rk) {
                 rd_kafka_consumer_close(st.rk);
@@ -906,8 +1460,12 @@ done:
                                 rd_kafka_queue_destroy(st.w[i].q);
                 rd_kafka_destroy(st.rk);
         }
-        for (int i = 0; st.w && i < st.nw; i++)
+        for (int i = 0; st.w && i < st.nw; i++) {
                 tt_json_dec_destroy(st.w[i].jd);
+                tt_buf_free(&st.w[i].fwd);
+        }
+        tt_json_dec_destroy(st.mjd);
+        tt_buf_free(&st.pbuf);
         tt_free(st.w);
         tt_free(st.parts);
         tt_avro_dec_destroy(st.adec);

@@ -80,6 +80,15 @@ typedef struct tt_shard_visitor {
 /* Calls v for every model and origin with events in week w. */
 void tt_shard_visit(const tt_shard *s, int32_t w, const tt_shard_visitor *v,
                     void *opaque);
+/* Adds a cell counted elsewhere to week w (merger of partials). 0,
+ * TT_ERR_LIMIT, TT_ERR_NOMEM. */
+int tt_shard_merge_model(tt_shard *s, int32_t w, tt_str model,
+                         const tt_cell *c);
+int tt_shard_merge_origin(tt_shard *s, int32_t w, tt_origin o,
+                          const tt_cell *c);
+/* Empties every week (after a drain): weeks untouched since the last
+ * clear are freed, the others zeroed and kept for reuse. */
+void tt_shard_clear(tt_shard *s);
 /* Forgets week w (after it closed). */
 void tt_shard_drop(tt_shard *s, int32_t w);
 /* Number of events counted in week w since the shard saw it first; lets the

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tokentally/counters.h"
 #include "tokentally/event.h"
 #include "tokentally/origin_map.h"
 #include "tokentally/rollup.h"
@@ -113,6 +114,59 @@ int tt_engine_queue_late(tt_engine *e, const tt_event *ev);
 bool tt_engine_sync_due(tt_engine *e, int64_t now_ms);
 /* The newest closed week index (INT32_MIN before any). */
 int32_t tt_engine_closed_through(const tt_engine *e);
+
+/* ---- exactly-once stage: front and merger ---------------------------
+ * Each instance's workers count their input partitions' events into a
+ * "front" engine that never closes weeks; every transaction the front is
+ * drained into a partial record (cells by week, plus each partition's
+ * watermark) for the "merger" engine of whichever instance merges. The
+ * merger (nshards 1, idle_timeout 0, max_future -1) takes cells and
+ * watermark reports instead of events, and closes weeks as usual. */
+
+typedef struct tt_engine_cells_visitor {
+        void (*model)(void *opaque, int32_t week, tt_str model,
+                      const tt_cell *c);
+        void (*origin)(void *opaque, int32_t week, tt_origin o,
+                       const tt_cell *c);
+} tt_engine_cells_visitor;
+
+/* Front: visits every cell counted since the last drain, then empties the
+ * shards (workers paused). */
+void tt_engine_drain(tt_engine *e, const tt_engine_cells_visitor *v,
+                     void *opaque);
+/* Front: partition pid's newest event time and whether it is idle now. */
+void tt_engine_partition_state(const tt_engine *e, int32_t pid, int64_t now_ms,
+                               int64_t *max_time, bool *idle);
+
+/* Merger: adds a partial's cell to week w: counted while w is open; a
+ * revision of w (REVISED rows at the next tick) when w is closed and
+ * retained; counted in stats.late_lost when older. TT_ERR_LIMIT when the
+ * model table is full. */
+int tt_engine_merge_model(tt_engine *e, int32_t w, tt_str model,
+                          const tt_cell *c);
+int tt_engine_merge_origin(tt_engine *e, int32_t w, tt_origin o,
+                           const tt_cell *c);
+/* Merger: what partition pid's owner reports. An idle or finished
+ * partition stops holding the watermark back. */
+void tt_engine_partition_report(tt_engine *e, int32_t pid, int64_t max_time,
+                                bool idle, bool eof);
+/* Merger: every known partition reported its end (--close-at-eof). */
+bool tt_engine_all_eof(const tt_engine *e);
+/* Merger: an event a front forwarded whole because its week may be closed:
+ * counted, revised, or its dead-letter reason (late, too_late). */
+tt_reason tt_engine_offer_forwarded(tt_engine *e, const tt_event *ev,
+                                    int64_t now_ms, char *detail,
+                                    size_t detail_size);
+
+/* Merger state for the changelog (engine_state.c). tt_engine_save calls
+ * put once per week held (week index, its record) and once for the
+ * meta record (week NO_WEEK = INT32_MIN); records are self-contained.
+ * tt_engine_load applies one record to a fresh engine, in any order. */
+typedef int (*tt_engine_put_fn)(void *opaque, int32_t week, const void *rec,
+                                size_t len);
+int tt_engine_save(tt_engine *e, tt_engine_put_fn put, void *opaque);
+int tt_engine_load(tt_engine *e, const void *rec, size_t len, char *errstr,
+                   size_t errsize);
 
 /* The first sink error, or 0. */
 int tt_engine_error(const tt_engine *e);

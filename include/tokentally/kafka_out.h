@@ -35,6 +35,10 @@ typedef struct tt_kafka_out_conf {
         const char *streaks_topic;
         const char *dlq_topic;
         bool json; /* --output-format json */
+        /* Exactly-once: the producer's transactional.id (NULL: plain
+         * idempotent producer). Every produce call then belongs to the
+         * transaction the tt_kafka_out_txn_* calls open and close. */
+        const char *transactional_id;
         /* "-X key=value" strings, applied last (they win). */
         const char *const *props;
         size_t nprops;
@@ -69,6 +73,31 @@ void tt_kafka_out_poll(tt_kafka_out *o);
 int tt_kafka_out_error(tt_kafka_out *o, char *errstr, size_t errsize);
 /* Records delivered so far (delivery reports with no error). */
 uint64_t tt_kafka_out_delivered(const tt_kafka_out *o);
+
+/* Any record to any topic (the stage's internal topics); partition -1
+ * lets the partitioner choose. Same queueing and errors as above. */
+int tt_kafka_out_raw(tt_kafka_out *o, const char *topic, int32_t partition,
+                     const void *key, size_t key_len, const void *value,
+                     size_t value_len);
+
+/* ---- transactions (conf.transactional_id set) ------------------------
+ * Return TT_ERR_OK; TT_ERR_RETRY when the transaction had to be aborted
+ * (nothing of it is visible to read_committed consumers: rewind to the
+ * committed offsets and redo the work); TT_ERR_KAFKA when the producer is
+ * fenced by a newer instance with the same transactional.id or failed for
+ * good. The reason goes to errstr. */
+struct rd_kafka_s;
+struct rd_kafka_topic_partition_list_s;
+int tt_kafka_out_txn_init(tt_kafka_out *o, int timeout_ms, char *errstr,
+                          size_t errsize);
+int tt_kafka_out_txn_begin(tt_kafka_out *o, char *errstr, size_t errsize);
+/* Adds consumer's offsets (with their metadata) to the transaction, as
+ * consumer's group member, and commits it. */
+int tt_kafka_out_txn_commit(tt_kafka_out *o,
+                            const struct rd_kafka_topic_partition_list_s *offs,
+                            struct rd_kafka_s *consumer, char *errstr,
+                            size_t errsize);
+int tt_kafka_out_txn_abort(tt_kafka_out *o, char *errstr, size_t errsize);
 
 /* Avro binary bodies (no framing) of the output records with the bundled
  * schemas, appended to out. */

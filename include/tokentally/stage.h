@@ -11,7 +11,25 @@
  * stage re-reads from there, recounts those weeks and re-emits their rows
  * (same content; the latest record per key stays exact), and skips
  * re-read events of older weeks, whose effects were delivered; the commit
- * metadata ("tokentally:v1:oldest=2026-W03") tells it where that line is. */
+ * metadata ("tokentally:v1:oldest=2026-W03") tells it where that line is.
+ *
+ * Exactly-once (the default): every instance of the group is a "front"
+ * for the input partitions it owns: its workers check and count their
+ * events into per-worker shards. Every commit interval the coordinator
+ * pauses them and, in one Kafka transaction, produces what was counted
+ * since the last one as a partial record (cells by week, then each
+ * partition's watermark) to the partials topic, and commits the input
+ * offsets with the partition's watermark as metadata. The instance that
+ * owns the partials topic's single partition is also the merger: it reads
+ * the partials (read_committed), runs the engine on them (weeks close on
+ * the global watermark, FINAL rows, streaks, revisions), and in the same
+ * kind of transaction produces the outputs, the changed state records
+ * (merger.h) and commits the partials offset. A crash anywhere loses only
+ * an uncommitted transaction, which the broker aborts: the restarted or
+ * new owner resumes from the committed offsets and the committed state,
+ * so no event counts twice or never. Events that may belong to a closed
+ * week are forwarded whole, so the merger can revise or dead-letter them
+ * with their original bytes. */
 #ifndef TT_STAGE_H
 #define TT_STAGE_H
 
@@ -41,7 +59,12 @@ typedef struct tt_stage_conf {
         bool has_from_timestamp;
         int64_t from_timestamp;
         bool close_at_eof;
-        int64_t emit_interval_ms; /* 0 = never */
+        /* Exactly-once (see below); false: at-least-once as described
+         * above. out must then have a transactional_id. */
+        bool exactly_once;
+        const char *state_topic;    /* changelog of the merger's state */
+        const char *partials_topic; /* fronts -> merger */
+        int64_t emit_interval_ms;   /* 0 = never */
         int64_t commit_interval_ms;
         tt_engine_conf engine; /* nshards is set to workers */
         tt_kafka_out *out;     /* borrowed: outputs and dead letters */

@@ -1,0 +1,74 @@
+/* Records on the partials topic: what each instance's front sends to the
+ * merger (exactly-once stage, see stage.h). One partition, so the merger
+ * sees every front's records in one order; written and read inside Kafka
+ * transactions, so a record counts exactly once.
+ *
+ *   cells:  'C' 1 | u32 nreports | nreports x (u32 partition, i64
+ *           max_time, u8 flags: 1 idle, 2 at end) | u32 n | n x (u8 'm'
+ *           or 'o', u32 week, bytes model or u32 origin, cell)
+ *   event:  'E' 1 | u32 partition | i64 offset | u8 has_key [bytes key] |
+ *           u8 has_value [bytes value]
+ *
+ * A cells record carries what a front counted since its last transaction
+ * and then, for each partition it owns, the watermark those counts reach,
+ * so the merger never learns a watermark before the counts behind it. An
+ * event record forwards one input message whose week may already be closed
+ * (see tt_engine_offer_forwarded) with its source position, so that the
+ * merger can revise or dead-letter it with the original bytes. */
+#ifndef TT_PARTIALS_H
+#define TT_PARTIALS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tokentally/buf.h"
+#include "tokentally/counters.h"
+
+#define TT_PARTIAL_IDLE 1u
+#define TT_PARTIAL_EOF 2u
+
+/* A cells record under construction: begin, the reports, then the cells
+ * (cells_mid between them), end. Counts are patched in at the end. */
+typedef struct tt_partial_writer {
+        tt_buf *b;
+        size_t nrep_at, ncell_at;
+        uint32_t nrep, ncell;
+        int err; /* sticky: the first buffer error */
+} tt_partial_writer;
+
+void tt_partial_cells_begin(tt_partial_writer *w, tt_buf *b);
+void tt_partial_report(tt_partial_writer *w, int32_t partition,
+                       int64_t max_time, unsigned flags);
+void tt_partial_cells_mid(tt_partial_writer *w);
+void tt_partial_model(tt_partial_writer *w, int32_t week, tt_str model,
+                      const tt_cell *c);
+void tt_partial_origin(tt_partial_writer *w, int32_t week, tt_origin o,
+                       const tt_cell *c);
+/* 0, or the first buffer error (TT_ERR_LIMIT past the buffer's cap). */
+int tt_partial_cells_end(tt_partial_writer *w);
+
+int tt_partial_event(tt_buf *b, int32_t partition, int64_t offset,
+                     const void *key, size_t key_len, const void *value,
+                     size_t value_len);
+
+typedef struct tt_partial_visitor {
+        void (*report)(void *opaque, int32_t partition, int64_t max_time,
+                       unsigned flags);
+        int (*model)(void *opaque, int32_t week, tt_str model,
+                     const tt_cell *c);
+        int (*origin)(void *opaque, int32_t week, tt_origin o,
+                      const tt_cell *c);
+        int (*event)(void *opaque, int32_t partition, int64_t offset,
+                     const void *key, size_t key_len, const void *value,
+                     size_t value_len);
+} tt_partial_visitor;
+
+/* Decodes one record: cells first (in record order), then the reports;
+ * events as one call. TT_ERR_FORMAT when malformed (nothing is applied
+ * then: the record is checked whole before the first call), or the first
+ * non-zero visitor return. */
+int tt_partial_decode(const void *rec, size_t len, const tt_partial_visitor *v,
+                      void *opaque);
+
+#endif

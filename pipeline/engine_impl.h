@@ -1,0 +1,81 @@
+/* The engine's internals, shared by engine.c (counting, closing, revising)
+ * and engine_state.c (saving and restoring it for the changelog). Not a
+ * public header: nothing outside the engine's two files includes it. */
+#ifndef TT_ENGINE_IMPL_H
+#define TT_ENGINE_IMPL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "tokentally/buf.h"
+#include "tokentally/counters.h"
+#include "tokentally/engine.h"
+#include "tokentally/keytab.h"
+#include "tokentally/streak.h"
+#include "tokentally/weekview.h"
+
+#define NO_WEEK INT32_MIN
+#define RELAXED memory_order_relaxed
+
+/* max_time and last_activity have one writer each (the thread that owns
+ * the partition's events) and are read by the coordinator. */
+typedef struct partition {
+        bool live; /* registered and not removed; coordinator only */
+        _Atomic int64_t max_time;      /* INT64_MIN: no event yet */
+        _Atomic int64_t last_activity; /* processing time of the last one */
+        /* Merger mode: what the partition's owner last reported. */
+        bool reported_idle;
+        bool reported_eof;
+} partition;
+
+/* A late event queued by a worker. Its model lives in the queue's arena,
+ * by offset because the arena may move as it grows. */
+typedef struct late_ev {
+        tt_event ev;
+        size_t model_off;
+        char origin[2];
+} late_ev;
+
+struct tt_engine {
+        tt_engine_conf conf;
+        const tt_sink *sink;
+        void *opaque;
+        int err;
+
+        tt_streak_rule *rules;
+        size_t nrules;
+
+        tt_shard **shards;
+        tt_keytab *keys; /* model slugs of merged rows, engine-wide */
+
+        partition *parts; /* conf.max_partitions, never moves */
+        int32_t nparts;   /* highest live pid + 1 */
+
+        /* Written only by the coordinator (workers paused), read by
+         * workers without a lock. */
+        _Atomic int64_t watermark;
+        _Atomic int32_t closed_through; /* every week <= this is closed */
+
+        /* Weeks some shard holds, ascending; rebuilt when needed. */
+        int32_t *open;
+        size_t nopen, capopen;
+
+        pthread_mutex_t late_mu;
+        late_ev *late;
+        size_t nlate, caplate;
+        tt_buf late_arena;
+
+        /* Merged views, ascending by week: closed ones within retention and
+         * open ones that have had PROVISIONAL rows. */
+        tt_weekview **views;
+        size_t nviews, capviews;
+        bool pending; /* a closed view is dirty */
+
+        tt_engine_stats st;
+        int64_t now;
+};
+
+/* The view of week w, created empty when missing (views stay sorted). */
+tt_weekview *tt_engine_view_get_(tt_engine *e, int32_t w);
+
+#endif

@@ -1,0 +1,343 @@
+/* The merger engine's state as records for the changelog topic: one record
+ * per week it holds (the open week's cells, a closed week's rows with what
+ * was last emitted for each, and its streak results) and one meta record
+ * (watermark, closed weeks, partitions). Restoring them gives an engine
+ * that emits exactly what the saved one would have: same revisions, same
+ * "changed since last emitted" decisions.
+ *
+ * Format (little-endian, wire.h), version byte first so that a later
+ * layout can be told apart:
+ *   meta: 'M' 1 | i64 watermark | u32 closed_through | u32 n |
+ *         n x (u32 pid, i64 max_time, u8 flags: 1 idle, 2 eof)
+ *   week: 'W' 1 | u32 week | u32 nm | nm x (bytes model, cell) |
+ *         u32 no | no x (u32 origin, cell) | u8 has_view | view
+ *   view: u8 dirty | u32 nrows | rows | u32 nrules | results
+ * Derived fields (prev, share, rank, order) are recomputed before every
+ * emission, so they are not saved. */
+#include <stdio.h>
+#include <string.h>
+
+#include "tokentally/err.h"
+#include "tokentally/week.h"
+#include "tokentally/wire.h"
+
+#include "engine_impl.h"
+
+#define REC_MAX (64u << 20)
+
+static int put_str(tt_buf *b, tt_str s) {
+        int err = tt_put_u8(b, s.ptr != NULL);
+        return err || !s.ptr ? err : tt_put_bytes(b, s.ptr, s.len);
+}
+
+/* ---- save -------------------------------------------------------------- */
+
+typedef struct cells_ctx {
+        tt_buf *b;
+        uint32_t n;
+        int err;
+} cells_ctx;
+
+static void save_model(void *opaque, tt_str model, const tt_cell *c) {
+        cells_ctx *x = opaque;
+        if (!x->err)
+                x->err = tt_put_bytes(x->b, model.ptr, model.len);
+        if (!x->err)
+                x->err = tt_put_cell(x->b, c);
+        x->n++;
+}
+
+static void save_origin(void *opaque, tt_origin o, const tt_cell *c) {
+        cells_ctx *x = opaque;
+        if (!x->err)
+                x->err = tt_put_u32(x->b, o);
+        if (!x->err)
+                x->err = tt_put_cell(x->b, c);
+        x->n++;
+}
+
+/* Writes a u32 count placeholder, the cells, then patches the count. */
+static int save_cells(tt_buf *b, const tt_shard *s, int32_t w, bool models) {
+        size_t at = b->len;
+        int err = tt_put_u32(b, 0);
+        if (err)
+                return err;
+        tt_shard_visitor v = {models ? save_model : NULL,
+                              models ? NULL : save_origin};
+        cells_ctx x = {b, 0, 0};
+        tt_shard_visit(s, w, &v, &x);
+        if (x.err)
+                return x.err;
+        for (int i = 0; i < 4; i++)
+                b->data[at + i] = (uint8_t)(x.n >> (8 * i));
+        return TT_ERR_OK;
+}
+
+static int save_view(tt_buf *b, const tt_engine *e, const tt_weekview *wv) {
+        int err = tt_put_u8(b, wv->dirty);
+        err = err ? err : tt_put_u32(b, wv->n);
+        for (uint32_t i = 0; !err && i < wv->n; i++) {
+                const tt_row *r = &wv->rows[i];
+                err = tt_put_u8(b, (uint8_t)r->dim);
+                if (!err && r->dim == TT_DIM_MODEL) {
+                        tt_str k = tt_keytab_str(e->keys, r->key);
+                        err = tt_put_bytes(b, k.ptr, k.len);
+                } else if (!err) {
+                        err = tt_put_u32(b, r->key);
+                }
+                err = err ? err : tt_put_cell(b, &r->c);
+                err = err ? err : tt_put_u8(b, r->emitted);
+                err = err ? err : tt_put_u32(b, (uint32_t)r->revision);
+                err = err ? err : tt_put_cell(b, &r->em);
+                err = err ? err : tt_put_u8(b, r->em_has_prev);
+                err = err ? err : tt_put_i64(b, r->em_prev);
+                err = err ? err : tt_put_f64(b, r->em_share);
+                err = err ? err : tt_put_u32(b, (uint32_t)r->em_rank);
+        }
+        err = err ? err : tt_put_u32(b, (uint32_t)wv->nrules);
+        for (size_t i = 0; !err && i < wv->nrules; i++) {
+                const tt_streak_result *s = &wv->streaks[i];
+                err = tt_put_u8(b, s->valid);
+                if (err || !s->valid)
+                        continue;
+                err = tt_put_u8(b, (uint8_t)s->kind);
+                err = err ? err : put_str(b, s->holder);
+                err = err ? err : tt_put_i64(b, s->holder_tokens);
+                err = err ? err : tt_put_u32(b, (uint32_t)s->length_weeks);
+                err = err ? err : put_str(b, s->previous_holder);
+                err = err ? err : put_str(b, s->runner_up);
+                err = err ? err : tt_put_i64(b, s->runner_up_tokens);
+                err = err ? err : tt_put_u8(b, s->has_margin);
+                err = err ? err : tt_put_f64(b, s->margin_pct);
+        }
+        return err;
+}
+
+static const tt_weekview *find_view(const tt_engine *e, int32_t w) {
+        for (size_t i = 0; i < e->nviews; i++)
+                if (e->views[i]->week == w)
+                        return e->views[i];
+        return NULL;
+}
+
+static bool shard_has(const tt_shard *s, int32_t w) {
+        for (size_t k = 0; k < tt_shard_weeks(s); k++)
+                if (tt_shard_week_at(s, k) == w)
+                        return true;
+        return false;
+}
+
+static int save_week(tt_engine *e, tt_buf *b, int32_t w) {
+        const tt_shard *s = e->shards[0];
+        const tt_weekview *wv = find_view(e, w);
+        tt_buf_reset(b);
+        int err = tt_put_u8(b, 'W');
+        err = err ? err : tt_put_u8(b, 1);
+        err = err ? err : tt_put_u32(b, (uint32_t)w);
+        err = err ? err : save_cells(b, s, w, true);
+        err = err ? err : save_cells(b, s, w, false);
+        err = err ? err : tt_put_u8(b, wv != NULL);
+        if (!err && wv)
+                err = save_view(b, e, wv);
+        return err;
+}
+
+static int save_meta(tt_engine *e, tt_buf *b) {
+        tt_buf_reset(b);
+        int err = tt_put_u8(b, 'M');
+        err = err ? err : tt_put_u8(b, 1);
+        err = err ? err : tt_put_i64(b, atomic_load(&e->watermark));
+        err = err ? err
+                  : tt_put_u32(b, (uint32_t)atomic_load(&e->closed_through));
+        uint32_t n = 0;
+        for (int32_t i = 0; i < e->nparts; i++)
+                n += e->parts[i].live;
+        err = err ? err : tt_put_u32(b, n);
+        for (int32_t i = 0; !err && i < e->nparts; i++) {
+                const partition *p = &e->parts[i];
+                if (!p->live)
+                        continue;
+                err = tt_put_u32(b, (uint32_t)i);
+                err = err ? err : tt_put_i64(b, atomic_load(&p->max_time));
+                err = err ? err
+                          : tt_put_u8(b, (uint8_t)(p->reported_idle |
+                                                   p->reported_eof << 1));
+        }
+        return err;
+}
+
+int tt_engine_save(tt_engine *e, tt_engine_put_fn put, void *opaque) {
+        if (e->conf.nshards != 1)
+                return TT_ERR_INVAL; /* merger engines only */
+        tt_buf b;
+        tt_buf_init(&b, REC_MAX);
+        int err = TT_ERR_OK;
+        const tt_shard *s = e->shards[0];
+        for (size_t k = 0; !err && k < tt_shard_weeks(s); k++) {
+                int32_t w = tt_shard_week_at(s, k);
+                err = save_week(e, &b, w);
+                err = err ? err : put(opaque, w, b.data, b.len);
+        }
+        for (size_t i = 0; !err && i < e->nviews; i++) {
+                int32_t w = e->views[i]->week;
+                if (shard_has(s, w))
+                        continue; /* saved with the shard's cells */
+                err = save_week(e, &b, w);
+                err = err ? err : put(opaque, w, b.data, b.len);
+        }
+        err = err ? err : save_meta(e, &b);
+        err = err ? err : put(opaque, NO_WEEK, b.data, b.len);
+        tt_buf_free(&b);
+        return err;
+}
+
+/* ---- load -------------------------------------------------------------- */
+
+/* A saved key string as the engine keeps it: origins by code, models
+ * interned (so the pointer lives as long as the engine). */
+static tt_str load_str(tt_engine *e, tt_rd *r, tt_dim dim) {
+        if (!tt_get_u8(r))
+                return TT_STR_NULL;
+        size_t n;
+        const uint8_t *p = tt_get_bytes(r, &n);
+        if (!p)
+                return TT_STR_NULL;
+        if (dim == TT_DIM_ORIGIN && n == 2)
+                return tt_origin_str(TT_ORIGIN(p[0], p[1]));
+        uint32_t id = tt_keytab_intern(e->keys, (const char *)p, n, NULL);
+        if (id == TT_KEY_NONE) {
+                r->bad = true;
+                return TT_STR_NULL;
+        }
+        return tt_keytab_str(e->keys, id);
+}
+
+static int load_view(tt_engine *e, tt_rd *r, int32_t w) {
+        tt_weekview *wv = tt_engine_view_get_(e, w);
+        if (!wv)
+                return TT_ERR_NOMEM;
+        wv->dirty = tt_get_u8(r);
+        if (wv->dirty)
+                e->pending = true;
+        uint32_t n = tt_get_u32(r);
+        for (uint32_t i = 0; i < n && tt_rd_ok(r); i++) {
+                tt_dim dim = (tt_dim)tt_get_u8(r);
+                uint32_t key;
+                if (dim == TT_DIM_MODEL) {
+                        size_t len;
+                        const uint8_t *p = tt_get_bytes(r, &len);
+                        key = p ? tt_keytab_intern(e->keys, (const char *)p,
+                                                   len, NULL)
+                                : TT_KEY_NONE;
+                        if (key == TT_KEY_NONE)
+                                return TT_ERR_FORMAT;
+                } else if (dim == TT_DIM_ORIGIN || dim == TT_DIM_TOTAL) {
+                        key = tt_get_u32(r);
+                } else {
+                        return TT_ERR_FORMAT;
+                }
+                tt_row *row = tt_weekview_row(wv, dim, key);
+                if (!row)
+                        return TT_ERR_NOMEM;
+                tt_get_cell(r, &row->c);
+                row->emitted = tt_get_u8(r);
+                row->revision = (int32_t)tt_get_u32(r);
+                tt_get_cell(r, &row->em);
+                row->em_has_prev = tt_get_u8(r);
+                row->em_prev = tt_get_i64(r);
+                row->em_share = tt_get_f64(r);
+                row->em_rank = (int32_t)tt_get_u32(r);
+        }
+        uint32_t nrules = tt_get_u32(r);
+        if (nrules != wv->nrules)
+                return TT_ERR_FORMAT; /* saved with other --streak rules */
+        for (size_t i = 0; i < nrules && tt_rd_ok(r); i++) {
+                tt_streak_result *s = &wv->streaks[i];
+                memset(s, 0, sizeof(*s));
+                s->valid = tt_get_u8(r);
+                if (!s->valid)
+                        continue;
+                tt_dim dim = e->rules[i].dim;
+                s->kind = (tt_streak_kind)tt_get_u8(r);
+                s->holder = load_str(e, r, dim);
+                s->holder_tokens = tt_get_i64(r);
+                s->length_weeks = (int32_t)tt_get_u32(r);
+                s->previous_holder = load_str(e, r, dim);
+                s->runner_up = load_str(e, r, dim);
+                s->runner_up_tokens = tt_get_i64(r);
+                s->has_margin = tt_get_u8(r);
+                s->margin_pct = tt_get_f64(r);
+        }
+        return tt_rd_ok(r) ? TT_ERR_OK : TT_ERR_FORMAT;
+}
+
+static int load_week(tt_engine *e, tt_rd *r) {
+        int32_t w = (int32_t)tt_get_u32(r);
+        int err = TT_ERR_OK;
+        uint32_t nm = tt_get_u32(r);
+        for (uint32_t i = 0; !err && i < nm && tt_rd_ok(r); i++) {
+                size_t len;
+                const uint8_t *p = tt_get_bytes(r, &len);
+                tt_cell c;
+                tt_get_cell(r, &c);
+                if (tt_rd_ok(r))
+                        err = tt_shard_merge_model(
+                            e->shards[0], w, (tt_str){(const char *)p, len},
+                            &c);
+        }
+        uint32_t no = tt_get_u32(r);
+        for (uint32_t i = 0; !err && i < no && tt_rd_ok(r); i++) {
+                tt_origin o = (tt_origin)tt_get_u32(r);
+                tt_cell c;
+                tt_get_cell(r, &c);
+                if (tt_rd_ok(r))
+                        err = tt_shard_merge_origin(e->shards[0], w, o, &c);
+        }
+        if (!err && tt_get_u8(r))
+                err = load_view(e, r, w);
+        return err;
+}
+
+static int load_meta(tt_engine *e, tt_rd *r) {
+        atomic_store(&e->watermark, tt_get_i64(r));
+        atomic_store(&e->closed_through, (int32_t)tt_get_u32(r));
+        uint32_t n = tt_get_u32(r);
+        for (uint32_t i = 0; i < n && tt_rd_ok(r); i++) {
+                int32_t pid = (int32_t)tt_get_u32(r);
+                int64_t max_time = tt_get_i64(r);
+                uint8_t flags = tt_get_u8(r);
+                if (pid < 0 || pid >= e->conf.max_partitions)
+                        return TT_ERR_FORMAT;
+                partition *p = &e->parts[pid];
+                p->live = true;
+                if (pid >= e->nparts)
+                        e->nparts = pid + 1;
+                atomic_store(&p->max_time, max_time);
+                p->reported_idle = flags & 1;
+                p->reported_eof = flags & 2;
+        }
+        return TT_ERR_OK;
+}
+
+int tt_engine_load(tt_engine *e, const void *rec, size_t len, char *errstr,
+                   size_t errsize) {
+        tt_rd r = tt_rd_init(rec, len);
+        uint8_t kind = tt_get_u8(&r), version = tt_get_u8(&r);
+        int err;
+        if (version != 1)
+                err = TT_ERR_FORMAT;
+        else if (kind == 'W')
+                err = load_week(e, &r);
+        else if (kind == 'M')
+                err = load_meta(e, &r);
+        else
+                err = TT_ERR_FORMAT;
+        if (!err && !tt_rd_done(&r))
+                err = TT_ERR_FORMAT;
+        if (err)
+                snprintf(errstr, errsize,
+                         "state record (%zu bytes, kind %c version %u): %s",
+                         len, kind >= 32 && kind < 127 ? kind : '?',
+                         (unsigned)version, tt_err2str(err));
+        return err;
+}

@@ -1,0 +1,315 @@
+/* The merger's engine and its changelog; see merger.h. */
+#include "tokentally/merger.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "tokentally/buf.h"
+#include "tokentally/err.h"
+#include "tokentally/keytab.h"
+#include "tokentally/mem.h"
+#include "tokentally/week.h"
+
+#define RESTORE_TIMEOUT_MS 120000
+
+/* A state record as last written: which key, and a hash of its bytes to
+ * tell whether it changed. */
+typedef struct written {
+        int32_t week; /* INT32_MIN: meta */
+        uint64_t hash;
+        bool seen; /* still held at this checkpoint */
+} written;
+
+struct tt_merger {
+        tt_engine *e;
+        char *group;
+        written *w;
+        size_t nw, capw;
+};
+
+tt_engine *tt_merger_engine(tt_merger *m) {
+        return m->e;
+}
+
+static void key_of(const tt_merger *m, int32_t week, char *out, size_t size) {
+        if (week == INT32_MIN) {
+                snprintf(out, size, "%s/meta", m->group);
+                return;
+        }
+        char name[16];
+        tt_week_name(week, name, sizeof(name));
+        snprintf(out, size, "%s/week/%s", m->group, name);
+}
+
+static written *find_written(tt_merger *m, int32_t week) {
+        for (size_t i = 0; i < m->nw; i++)
+                if (m->w[i].week == week)
+                        return &m->w[i];
+        return NULL;
+}
+
+static written *add_written(tt_merger *m, int32_t week) {
+        written *x = find_written(m, week);
+        if (x)
+                return x;
+        if (m->nw == m->capw) {
+                size_t ncap = m->capw ? m->capw * 2 : 32;
+                written *nw = tt_realloc(m->w, ncap * sizeof(*nw));
+                if (!nw)
+                        return NULL;
+                m->w = nw;
+                m->capw = ncap;
+        }
+        x = &m->w[m->nw++];
+        memset(x, 0, sizeof(*x));
+        x->week = week;
+        return x;
+}
+
+/* ---- checkpoint --------------------------------------------------------- */
+
+typedef struct ckpt {
+        tt_merger *m;
+        tt_merger_put_fn put;
+        void *opaque;
+        bool dry; /* after a restore: remember hashes, write nothing */
+} ckpt;
+
+static int ckpt_put(void *opaque, int32_t week, const void *rec, size_t len) {
+        ckpt *c = opaque;
+        written *x = add_written(c->m, week);
+        if (!x)
+                return TT_ERR_NOMEM;
+        uint64_t h = tt_hash(rec, len);
+        x->seen = true;
+        if (x->hash == h)
+                return TT_ERR_OK;
+        x->hash = h;
+        if (c->dry)
+                return TT_ERR_OK;
+        char key[320];
+        key_of(c->m, week, key, sizeof(key));
+        return c->put(c->opaque, key, rec, len);
+}
+
+static int checkpoint(tt_merger *m, tt_merger_put_fn put, void *opaque,
+                      bool dry) {
+        for (size_t i = 0; i < m->nw; i++)
+                m->w[i].seen = false;
+        ckpt c = {m, put, opaque, dry};
+        int err = tt_engine_save(m->e, ckpt_put, &c);
+        if (err)
+                return err;
+        size_t j = 0;
+        for (size_t i = 0; i < m->nw; i++) {
+                if (m->w[i].seen) {
+                        m->w[j++] = m->w[i];
+                        continue;
+                }
+                if (dry)
+                        continue;
+                char key[320];
+                key_of(m, m->w[i].week, key, sizeof(key));
+                if ((err = put(opaque, key, NULL, 0)))
+                        return err;
+        }
+        m->nw = j;
+        return TT_ERR_OK;
+}
+
+int tt_merger_checkpoint(tt_merger *m, tt_merger_put_fn put, void *opaque) {
+        return checkpoint(m, put, opaque, false);
+}
+
+/* ---- restore ------------------------------------------------------------ */
+
+/* The latest value of each of our keys, in the order first seen. */
+typedef struct latest {
+        char *key;
+        tt_buf val;
+        bool tomb;
+} latest;
+
+typedef struct latest_set {
+        latest *v;
+        size_t n, cap;
+} latest_set;
+
+static int latest_put(latest_set *s, const char *key, size_t klen,
+                      const void *val, size_t vlen) {
+        latest *x = NULL;
+        for (size_t i = 0; i < s->n; i++)
+                if (strlen(s->v[i].key) == klen &&
+                    !memcmp(s->v[i].key, key, klen)) {
+                        x = &s->v[i];
+                        break;
+                }
+        if (!x) {
+                if (s->n == s->cap) {
+                        size_t ncap = s->cap ? s->cap * 2 : 32;
+                        latest *nv = tt_realloc(s->v, ncap * sizeof(*nv));
+                        if (!nv)
+                                return TT_ERR_NOMEM;
+                        s->v = nv;
+                        s->cap = ncap;
+                }
+                x = &s->v[s->n];
+                memset(x, 0, sizeof(*x));
+                if (!(x->key = tt_malloc(klen + 1)))
+                        return TT_ERR_NOMEM;
+                memcpy(x->key, key, klen);
+                x->key[klen] = '\0';
+                tt_buf_init(&x->val, 64u << 20);
+                s->n++;
+        }
+        tt_buf_reset(&x->val);
+        x->tomb = val == NULL;
+        return val ? tt_buf_append(&x->val, val, vlen) : TT_ERR_OK;
+}
+
+static void latest_free(latest_set *s) {
+        for (size_t i = 0; i < s->n; i++) {
+                tt_free(s->v[i].key);
+                tt_buf_free(&s->v[i].val);
+        }
+        tt_free(s->v);
+}
+
+/* Reads the state topic's one partition from the start to its end. */
+static int read_state(const tt_merger_conf *c, latest_set *out, uint64_t *nread,
+                      char *errstr, size_t errsize) {
+        rd_kafka_conf_t *kc = tt_kafka_conf_new(c->props, c->nprops, c->xprops,
+                                                c->nxprops, errstr, errsize);
+        if (!kc)
+                return TT_ERR_INVAL;
+        char why[512];
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
+        if (!rk) {
+                rd_kafka_conf_destroy(kc);
+                snprintf(errstr, errsize, "state consumer: %s", why);
+                return TT_ERR_KAFKA;
+        }
+        int err = TT_ERR_OK;
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
+            rk, c->state_topic, 0, &lo, &hi, 30000);
+        if (kerr) {
+                snprintf(errstr, errsize, "state topic %s: %s", c->state_topic,
+                         rd_kafka_err2str(kerr));
+                err = TT_ERR_KAFKA;
+                goto out;
+        }
+        if (hi <= lo)
+                goto out; /* empty: a fresh state */
+        rd_kafka_topic_partition_list_t *a =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(a, c->state_topic, 0)->offset =
+            RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_assign(rk, a);
+        rd_kafka_topic_partition_list_destroy(a);
+        size_t plen = strlen(c->group);
+        /* read_committed stops at the last stable offset, which may be
+         * below hi (aborted or open transactions' markers): EOF ends it. */
+        for (;;) {
+                rd_kafka_message_t *msg =
+                    rd_kafka_consumer_poll(rk, RESTORE_TIMEOUT_MS);
+                if (!msg) {
+                        snprintf(errstr, errsize,
+                                 "state topic %s: no end after %d s",
+                                 c->state_topic, RESTORE_TIMEOUT_MS / 1000);
+                        err = TT_ERR_KAFKA;
+                        break;
+                }
+                if (msg->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        rd_kafka_message_destroy(msg);
+                        break;
+                }
+                if (msg->err) {
+                        snprintf(errstr, errsize, "state topic %s: %s",
+                                 c->state_topic, rd_kafka_message_errstr(msg));
+                        rd_kafka_message_destroy(msg);
+                        err = TT_ERR_KAFKA;
+                        break;
+                }
+                (*nread)++;
+                /* Only this group's keys: "<group>/..." */
+                if (msg->key_len > plen + 1 &&
+                    !memcmp(msg->key, c->group, plen) &&
+                    ((const char *)msg->key)[plen] == '/')
+                        err = latest_put(out, msg->key, msg->key_len,
+                                         msg->payload, msg->len);
+                int64_t off = msg->offset;
+                rd_kafka_message_destroy(msg);
+                if (err) {
+                        snprintf(errstr, errsize, "state restore: %s",
+                                 tt_err2str(err));
+                        break;
+                }
+                if (off + 1 >= hi)
+                        break;
+        }
+out:
+        rd_kafka_consumer_close(rk);
+        rd_kafka_destroy(rk);
+        return err;
+}
+
+tt_merger *tt_merger_new(const tt_merger_conf *c, const tt_sink *sink,
+                         void *opaque, int32_t npartitions, uint64_t *restored,
+                         char *errstr, size_t errsize) {
+        *restored = 0;
+        tt_merger *m = tt_calloc(1, sizeof(*m));
+        if (!m || !(m->group = tt_malloc(strlen(c->group) + 1))) {
+                tt_free(m);
+                snprintf(errstr, errsize, "out of memory");
+                return NULL;
+        }
+        strcpy(m->group, c->group);
+        tt_engine_conf ec = c->engine;
+        ec.nshards = 1;
+        ec.idle_timeout_ms = 0; /* fronts report idleness */
+        ec.max_future_ms = -1;  /* fronts checked it against their clock */
+        if (!(m->e = tt_engine_new(&ec, sink, opaque, errstr, errsize)))
+                goto fail;
+        latest_set s = {0};
+        if (read_state(c, &s, restored, errstr, errsize)) {
+                latest_free(&s);
+                goto fail;
+        }
+        bool had_meta = false;
+        for (size_t i = 0; i < s.n; i++) {
+                if (s.v[i].tomb)
+                        continue;
+                if (tt_engine_load(m->e, s.v[i].val.data, s.v[i].val.len,
+                                   errstr, errsize)) {
+                        latest_free(&s);
+                        goto fail;
+                }
+                had_meta |= s.v[i].val.len && s.v[i].val.data[0] == 'M';
+        }
+        latest_free(&s);
+        /* Partitions the state does not know yet hold the watermark back
+         * until their owner reports. */
+        for (int32_t p = 0; p < npartitions; p++)
+                tt_engine_partition_add(m->e, p, 0);
+        (void)had_meta;
+        /* What was restored counts as written. */
+        if (checkpoint(m, NULL, NULL, true)) {
+                snprintf(errstr, errsize, "out of memory");
+                goto fail;
+        }
+        return m;
+fail:
+        tt_merger_destroy(m);
+        return NULL;
+}
+
+void tt_merger_destroy(tt_merger *m) {
+        if (!m)
+                return;
+        tt_engine_destroy(m->e);
+        tt_free(m->w);
+        tt_free(m->group);
+        tt_free(m);
+}
