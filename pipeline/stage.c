@@ -94,8 +94,11 @@ typedef struct stage {
 
         /* Exactly-once. */
         bool eos;
-        char partials[256];           /* the partials topic */
-        _Atomic int64_t inst_max;     /* newest event time any worker saw */
+        char partials[256]; /* the partials topic */
+        /* An upper bound of the merger's watermark when this interval's
+         * counts reach it: events of weeks closing at or before it are
+         * forwarded whole (see update_bound()). */
+        _Atomic int64_t fwd_bound;
         tt_merger *merger;            /* while we own the partials partition */
         int64_t merge_next;           /* next partials offset to apply */
         bool merger_done;             /* --close-at-eof: closed everything */
@@ -244,9 +247,8 @@ static void newest(ppart *pp, int64_t t) {
 }
 
 /* Exactly-once front: check, then count into the worker's shard, or
- * forward the message whole when its week may already be closed. "May":
- * the week's close point is behind the newest event this instance has
- * seen, which the global watermark cannot pass. The merger decides. */
+ * forward the message whole when its week may already be closed by the
+ * time this interval's counts reach the merger (fwd_bound). */
 static void handle_front(worker *w, const rd_kafka_message_t *m, ppart *pp,
                          const tt_event *ev, int64_t now) {
         stage *st = w->st;
@@ -259,9 +261,9 @@ static void handle_front(worker *w, const rd_kafka_message_t *m, ppart *pp,
                 dead(w, m, r, detail);
                 return;
         }
-        int64_t imax =
-            atomic_load_explicit(&st->inst_max, memory_order_relaxed);
-        if (tt_week_start(week + 1) + st->conf->engine.grace_ms <= imax) {
+        int64_t bound =
+            atomic_load_explicit(&st->fwd_bound, memory_order_relaxed);
+        if (tt_week_start(week + 1) + st->conf->engine.grace_ms <= bound) {
                 const char *g = st->conf->group;
                 int err =
                     tt_partial_event(&w->fwd, m->partition, m->offset, m->key,
@@ -284,10 +286,6 @@ static void handle_front(worker *w, const rd_kafka_message_t *m, ppart *pp,
                 bump(&w->accepted);
         }
         tt_engine_seen(st->e, m->partition, ev->event_time_ms, now);
-        while (ev->event_time_ms > imax &&
-               !atomic_compare_exchange_weak(&st->inst_max, &imax,
-                                             ev->event_time_ms))
-                ;
         newest(pp, ev->event_time_ms);
 }
 
@@ -539,6 +537,9 @@ static void merger_start(stage *st) {
             {"enable.partition.eof", "true"},
             {"isolation.level", "read_committed"},
             {"client.id", "tokentally-restore"},
+            /* The last records are transaction markers, never delivered:
+             * the end shows as EOF after a fetch wait; keep it short. */
+            {"fetch.wait.max.ms", "10"},
         };
         tt_merger_conf mc = {
             .engine = c->engine,
@@ -663,6 +664,41 @@ static int put_state(void *opaque, const char *key, const void *val,
                                 strlen(key), val, len);
 }
 
+/* The watermark our own partitions allow (as the engine computes it:
+ * the minimum over the active ones, the newest if all are idle), or the
+ * local merger's if higher. The merger's watermark when it merges the
+ * counts of the coming interval comes from reports no newer than the ones
+ * just made, and every instance's own minimum bounds the global one, so
+ * events at or below this bound are the only ones whose week can be closed
+ * by then. (An idle partition of another instance waking up is the
+ * exception: its late events reach the merger counted, and are revisions.)
+ * With the workers paused or before they see the partitions. */
+static void update_bound(stage *st, int64_t now) {
+        int64_t lo = INT64_MAX, hi = INT64_MIN;
+        bool active = false;
+        for (int32_t p = 0; p < st->nparts; p++) {
+                if (!st->parts[p].assigned)
+                        continue;
+                int64_t mt;
+                bool idle;
+                tt_engine_partition_state(st->e, p, now, &mt, &idle);
+                if (mt > hi)
+                        hi = mt;
+                if (idle)
+                        continue;
+                active = true;
+                if (mt < lo)
+                        lo = mt;
+        }
+        int64_t b = active ? lo : hi;
+        if (st->merger) {
+                int64_t mw = tt_engine_watermark(tt_merger_engine(st->merger));
+                if (mw > b)
+                        b = mw;
+        }
+        atomic_store(&st->fwd_bound, b);
+}
+
 /* One transaction's end, with the workers paused: what the workers
  * counted goes out as a partial record, the merger (if here) runs and
  * checkpoints, and the offsets commit with all of it. final: no new
@@ -727,6 +763,7 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
         } else {
                 publish(st);
         }
+        update_bound(st, now);
         rd_kafka_topic_partition_list_t *l =
             rd_kafka_topic_partition_list_new(16);
         for (int32_t p = 0; p < st->nparts; p++) {
@@ -876,10 +913,6 @@ static void restore_watermarks(stage *st,
                 v[t->metadata_size - n] = '\0';
                 int64_t wm = strtoll(v, NULL, 10);
                 tt_engine_seen(st->e, t->partition, wm, now);
-                int64_t imax = atomic_load(&st->inst_max);
-                while (wm > imax &&
-                       !atomic_compare_exchange_weak(&st->inst_max, &imax, wm))
-                        ;
                 newest(&st->parts[t->partition], wm);
         }
 }
@@ -949,6 +982,8 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         }
         st->first_assign_done = true;
         st->assigned_any = true;
+        if (st->eos)
+                update_bound(st, now);
         log_parts("partitions assigned", st, parts);
 }
 
@@ -1074,6 +1109,7 @@ static void collect(stage *st, tt_stage_stats *s) {
                 s->messages += w->messages;
                 s->accepted += w->accepted;
                 s->skipped_replayed += w->skipped;
+                s->forwarded += w->forwarded;
                 for (int r = 0; r < TT_REASON__COUNT; r++) {
                         s->dead[r] += w->dead[r];
                         s->dead_letters += w->dead[r];
@@ -1239,7 +1275,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
         pthread_cond_init(&st.cv, NULL);
         st.sink = (tt_sink){sink_rollup, sink_streak};
         st.eos = conf->exactly_once;
-        atomic_init(&st.inst_max, INT64_MIN);
+        atomic_init(&st.fwd_bound, INT64_MIN);
         st.merge_next = -1;
         st.last_prov = tt_wall_ms();
         tt_buf_init(&st.pbuf, 32u << 20);
