@@ -202,7 +202,8 @@ int tt_cmd_run(int argc, char **argv) {
                TT_KV_I("dead_letters", st.dead_letters),
                TT_KV_I("weeks_closed", st.engine.weeks_closed),
                TT_KV_I("commits", st.commits),
-               TT_KV_I("forwarded", st.forwarded));
+               TT_KV_I("forwarded", st.forwarded), TT_KV_I("gaps", st.gaps),
+               TT_KV_I("duplicates", st.duplicates));
         if (err) {
                 tt_log_kvs(TT_LOG_ERROR, errstr, NULL, 0);
                 rc = 1;
