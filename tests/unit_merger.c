@@ -1,0 +1,467 @@
+/* The exactly-once data path without Kafka: partial records (encode,
+ * decode, malformed input), fronts drained into a merger giving the same
+ * latest rows as one engine fed every event, and a merger saved to state
+ * records and restored continuing exactly as the original. */
+#include <check.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "check_main.h"
+#include "recorder.h"
+#include "tokentally/buf.h"
+#include "tokentally/engine.h"
+#include "tokentally/err.h"
+#include "tokentally/partials.h"
+#include "tokentally/week.h"
+
+#define W13 INT64_C(1774224000000)
+#define WEEK TT_WEEK_MS
+#define GRACE (10 * INT64_C(60000))
+#define NPART 4
+
+static tt_origin_map *map;
+
+static void setup(void) {
+        char err[256];
+        map = tt_origin_map_parse(tt_default_origins_json,
+                                  strlen(tt_default_origins_json), err,
+                                  sizeof(err));
+        ck_assert_ptr_nonnull(map);
+}
+
+static void teardown(void) {
+        tt_origin_map_destroy(map);
+}
+
+/* ---- partial records ---------------------------------------------------- */
+
+typedef struct seen {
+        int reports, models, origins, events;
+        int32_t pid[4];
+        int64_t max_time[4];
+        unsigned flags[4];
+        int64_t tokens, requests;
+        char model[64];
+        int64_t offset;
+        size_t klen, vlen;
+} seen;
+
+static void s_report(void *o, int32_t pid, int64_t mt, unsigned flags) {
+        seen *s = o;
+        s->pid[s->reports] = pid;
+        s->max_time[s->reports] = mt;
+        s->flags[s->reports] = flags;
+        s->reports++;
+}
+
+static int s_model(void *o, int32_t w, tt_str model, const tt_cell *c) {
+        seen *s = o;
+        (void)w;
+        s->models++;
+        s->tokens += c->tokens;
+        s->requests += c->requests;
+        snprintf(s->model, sizeof(s->model), "%.*s", (int)model.len, model.ptr);
+        return 0;
+}
+
+static int s_origin(void *o, int32_t w, tt_origin og, const tt_cell *c) {
+        seen *s = o;
+        (void)w;
+        (void)og;
+        (void)c;
+        s->origins++;
+        return 0;
+}
+
+static int s_event(void *o, int32_t pid, int64_t off, const void *k,
+                   size_t klen, const void *v, size_t vlen) {
+        seen *s = o;
+        (void)k;
+        (void)v;
+        s->events++;
+        s->pid[0] = pid;
+        s->offset = off;
+        s->klen = klen;
+        s->vlen = vlen;
+        return 0;
+}
+
+static const tt_partial_visitor sv = {s_report, s_model, s_origin, s_event};
+
+START_TEST(test_partials_roundtrip) {
+        tt_buf b;
+        tt_buf_init(&b, 1 << 20);
+        tt_partial_writer w;
+        tt_partial_cells_begin(&w, &b);
+        tt_partial_report(&w, 3, W13 + 5, TT_PARTIAL_IDLE);
+        tt_partial_report(&w, 7, INT64_MIN, TT_PARTIAL_EOF);
+        tt_partial_cells_mid(&w);
+        tt_cell c = {.tokens = 110,
+                     .prompt_tokens = 100,
+                     .completion_tokens = 10,
+                     .requests = 2,
+                     .last_time = W13 + 5,
+                     .last_origin = TT_ORIGIN('C', 'N')};
+        tt_partial_model(&w, 2933, (tt_str){"deepseek/x", 10}, &c);
+        tt_partial_origin(&w, 2933, TT_ORIGIN('C', 'N'), &c);
+        ck_assert_int_eq(tt_partial_cells_end(&w), 0);
+        seen s = {0};
+        ck_assert_int_eq(tt_partial_decode(b.data, b.len, &sv, &s), 0);
+        ck_assert_int_eq(s.reports, 2);
+        ck_assert_int_eq(s.pid[0], 3);
+        ck_assert_int_eq(s.max_time[0], W13 + 5);
+        ck_assert_uint_eq(s.flags[0], TT_PARTIAL_IDLE);
+        ck_assert_int_eq(s.max_time[1], INT64_MIN);
+        ck_assert_uint_eq(s.flags[1], TT_PARTIAL_EOF);
+        ck_assert_int_eq(s.models, 1);
+        ck_assert_int_eq(s.origins, 1);
+        ck_assert_int_eq(s.tokens, 110);
+        ck_assert_int_eq(s.requests, 2);
+        ck_assert_str_eq(s.model, "deepseek/x");
+        /* Every truncation is rejected whole: no call reaches the
+         * visitor, so a bad record never half-applies. */
+        for (size_t n = 0; n < b.len; n++) {
+                seen t = {0};
+                ck_assert_int_eq(tt_partial_decode(b.data, n, &sv, &t),
+                                 TT_ERR_FORMAT);
+                ck_assert_int_eq(t.reports + t.models + t.origins, 0);
+        }
+        b.data[0] = 'X';
+        ck_assert_int_eq(tt_partial_decode(b.data, b.len, &sv, &s),
+                         TT_ERR_FORMAT);
+        /* A forwarded message, with a NULL key. */
+        ck_assert_int_eq(
+            tt_partial_event(&b, 5, 123456789012, NULL, 0, "{\"a\":1}", 7), 0);
+        seen e = {0};
+        ck_assert_int_eq(tt_partial_decode(b.data, b.len, &sv, &e), 0);
+        ck_assert_int_eq(e.events, 1);
+        ck_assert_int_eq(e.pid[0], 5);
+        ck_assert_int_eq(e.offset, 123456789012);
+        ck_assert_uint_eq(e.klen, 0);
+        ck_assert_uint_eq(e.vlen, 7);
+        tt_buf_free(&b);
+}
+END_TEST
+
+/* ---- fronts and a merger ------------------------------------------------ */
+
+static tt_engine *mk(recorder *rc, uint32_t shards, bool merger) {
+        tt_engine_conf c;
+        tt_engine_conf_defaults(&c);
+        c.origins = map;
+        c.max_future_ms = -1;
+        c.idle_timeout_ms = 0;
+        c.nshards = shards;
+        (void)merger;
+        char err[256];
+        tt_engine *e = tt_engine_new(&c, &recorder_sink, rc, err, sizeof(err));
+        ck_assert_msg(e != NULL, "%s", err);
+        return e;
+}
+
+static uint64_t rng;
+static uint64_t next_rand(void) {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        return rng;
+}
+
+static const char *models[] = {"deepseek/a",  "qwen/b",      "openai/c",
+                               "anthropic/d", "mistralai/e", "unknown/f"};
+
+/* The i-th event of the run: time advances ~6 weeks over n events with up
+ * to 2 days of disorder, so many land in closed weeks. */
+static tt_event nth(int i, int n, int *pid) {
+        int m = (int)(next_rand() % 6);
+        int64_t t = W13 + (int64_t)i * (6 * WEEK / n) -
+                    (int64_t)(next_rand() % (2 * 86400000));
+        *pid = (int)(next_rand() % NPART);
+        return mkev(models[m], NULL, t, (int64_t)(next_rand() % 1000), 7);
+}
+
+typedef struct pipe {
+        tt_engine *front, *merger;
+        tt_buf b;
+        int64_t bound;
+        uint64_t forwarded;
+} pipe_t;
+
+static int m_model(void *o, int32_t w, tt_str model, const tt_cell *c) {
+        return tt_engine_merge_model(((pipe_t *)o)->merger, w, model, c);
+}
+static int m_origin(void *o, int32_t w, tt_origin og, const tt_cell *c) {
+        return tt_engine_merge_origin(((pipe_t *)o)->merger, w, og, c);
+}
+static void m_report(void *o, int32_t pid, int64_t mt, unsigned flags) {
+        tt_engine_partition_report(((pipe_t *)o)->merger, pid, mt,
+                                   flags & TT_PARTIAL_IDLE,
+                                   flags & TT_PARTIAL_EOF);
+}
+static void d_model(void *o, int32_t w, tt_str model, const tt_cell *c) {
+        tt_partial_model(o, w, model, c);
+}
+static void d_origin(void *o, int32_t w, tt_origin og, const tt_cell *c) {
+        tt_partial_origin(o, w, og, c);
+}
+
+/* One transaction of the stage: the front's counts and watermarks go
+ * through a partial record into the merger, which ticks; the bound for
+ * forwarding is what the stage computes (update_bound). */
+static void cycle(pipe_t *p) {
+        tt_partial_writer w;
+        tt_partial_cells_begin(&w, &p->b);
+        int64_t lo = INT64_MAX;
+        for (int pid = 0; pid < NPART; pid++) {
+                int64_t mt;
+                bool idle;
+                tt_engine_partition_state(p->front, pid, 0, &mt, &idle);
+                tt_partial_report(&w, pid, mt, 0);
+                if (mt < lo)
+                        lo = mt;
+        }
+        tt_partial_cells_mid(&w);
+        static const tt_engine_cells_visitor dv = {d_model, d_origin};
+        tt_engine_drain(p->front, &dv, &w);
+        ck_assert_int_eq(tt_partial_cells_end(&w), 0);
+        static const tt_partial_visitor mv = {m_report, m_model, m_origin,
+                                              NULL};
+        ck_assert_int_eq(tt_partial_decode(p->b.data, p->b.len, &mv, p), 0);
+        ck_assert_int_eq(tt_engine_tick(p->merger, 0), 0);
+        int64_t mw = tt_engine_watermark(p->merger);
+        p->bound = lo > mw ? lo : mw;
+}
+
+static void front_offer(pipe_t *p, int pid, const tt_event *ev) {
+        char d[256];
+        int32_t week;
+        bool late;
+        ck_assert_int_eq(
+            tt_engine_check(p->front, ev, 0, &week, &late, d, sizeof(d)),
+            TT_REASON_NONE);
+        if (tt_week_start(week + 1) + GRACE <= p->bound) {
+                p->forwarded++;
+                ck_assert_int_eq(
+                    tt_engine_offer_forwarded(p->merger, ev, 0, d, sizeof(d)),
+                    TT_REASON_NONE);
+        } else {
+                ck_assert_int_eq(
+                    tt_engine_count(p->front, (uint32_t)pid % 2, week, ev), 0);
+        }
+        tt_engine_seen(p->front, pid, ev->event_time_ms, 0);
+}
+
+static void assert_same_latest(const recorder *ref, const recorder *got) {
+        size_t checked = 0;
+        for (size_t i = 0; i < ref->nrows; i++) {
+                const rec_row *a = &ref->rows[i];
+                const rec_row *want =
+                    latest(ref, a->r.week, a->r.dimension, a->key);
+                if (want != a)
+                        continue;
+                const rec_row *b =
+                    latest(got, a->r.week, a->r.dimension, a->key);
+                ck_assert_msg(b != NULL, "%s %s missing", a->r.week, a->key);
+                ck_assert_int_eq(b->r.tokens, a->r.tokens);
+                ck_assert_int_eq(b->r.requests, a->r.requests);
+                ck_assert_int_eq(b->r.has_prev, a->r.has_prev);
+                ck_assert_int_eq(b->r.prev_tokens, a->r.prev_tokens);
+                ck_assert_int_eq(b->r.rank, a->r.rank);
+                ck_assert_double_eq_tol(b->r.share_pct, a->r.share_pct, 1e-9);
+                ck_assert_str_eq(b->origin, a->origin);
+                checked++;
+        }
+        ck_assert_uint_gt(checked, 50);
+}
+
+START_TEST(test_fronts_merger_equal_one_engine) {
+        enum { N = 20000 };
+        recorder ref = {0}, got = {0};
+        tt_engine *one = mk(&ref, 1, false);
+        pipe_t p = {mk(NULL, 2, false), mk(&got, 1, true), {0}, INT64_MIN, 0};
+        tt_buf_init(&p.b, 16 << 20);
+        for (int pid = 0; pid < NPART; pid++) {
+                tt_engine_partition_add(p.front, pid, 0);
+                tt_engine_partition_add(p.merger, pid, 0);
+                tt_engine_partition_add(one, pid, 0);
+        }
+        rng = 4242;
+        for (int i = 0; i < N; i++) {
+                int pid;
+                tt_event ev = nth(i, N, &pid);
+                char d[256];
+                ck_assert_int_eq(
+                    tt_engine_offer(one, pid, &ev, 0, d, sizeof(d)),
+                    TT_REASON_NONE);
+                front_offer(&p, pid, &ev);
+                if (i % 700 == 699)
+                        cycle(&p);
+        }
+        cycle(&p);
+        tt_engine_close_all(one, 0);
+        tt_engine_close_all(p.merger, 0);
+        size_t revised = 0;
+        for (size_t i = 0; i < got.nrows; i++)
+                revised += got.rows[i].r.status == TT_STATUS_REVISED;
+        ck_assert_uint_gt(p.forwarded, 100); /* lateness is exercised */
+        ck_assert_uint_gt(revised, 50);
+        assert_same_latest(&ref, &got);
+        tt_engine_destroy(one);
+        tt_engine_destroy(p.front);
+        tt_engine_destroy(p.merger);
+        tt_buf_free(&p.b);
+        recorder_free(&ref);
+        recorder_free(&got);
+}
+END_TEST
+
+/* ---- save and restore --------------------------------------------------- */
+
+typedef struct saved {
+        tt_buf rec[64];
+        size_t n;
+} saved;
+
+static int put(void *o, int32_t week, const void *rec, size_t len) {
+        saved *s = o;
+        (void)week;
+        ck_assert_uint_lt(s->n, 64);
+        tt_buf_init(&s->rec[s->n], 64 << 20);
+        return tt_buf_append(&s->rec[s->n++], rec, len);
+}
+
+START_TEST(test_restore_continues_identically) {
+        enum { N = 12000 };
+        recorder ra = {0}, rb = {0};
+        pipe_t a = {mk(NULL, 2, false), mk(&ra, 1, true), {0}, INT64_MIN, 0};
+        tt_buf_init(&a.b, 16 << 20);
+        for (int pid = 0; pid < NPART; pid++) {
+                tt_engine_partition_add(a.front, pid, 0);
+                tt_engine_partition_add(a.merger, pid, 0);
+        }
+        rng = 777;
+        int i = 0;
+        for (; i < N / 2; i++) {
+                int pid;
+                tt_event ev = nth(i, N, &pid);
+                front_offer(&a, pid, &ev);
+                if (i % 500 == 499)
+                        cycle(&a);
+        }
+        cycle(&a);
+        /* Save, restore into a fresh merger, and run both on. */
+        saved s = {0};
+        ck_assert_int_eq(tt_engine_save(a.merger, put, &s), 0);
+        ck_assert_uint_gt(s.n, 3);
+        tt_engine *b = mk(&rb, 1, true);
+        char err[256];
+        for (size_t k = s.n; k-- > 0;) /* any order */
+                ck_assert_msg(tt_engine_load(b, s.rec[k].data, s.rec[k].len,
+                                             err, sizeof(err)) == 0,
+                              "%s", err);
+        /* Restored state saves to the same bytes. */
+        saved s2 = {0};
+        ck_assert_int_eq(tt_engine_save(b, put, &s2), 0);
+        ck_assert_uint_eq(s2.n, s.n);
+        for (size_t k = 0; k < s.n; k++) {
+                bool found = false;
+                for (size_t j = 0; j < s2.n && !found; j++)
+                        found = s2.rec[j].len == s.rec[k].len &&
+                                !memcmp(s2.rec[j].data, s.rec[k].data,
+                                        s.rec[k].len);
+                ck_assert_msg(found, "state record %zu differs after restore",
+                              k);
+        }
+        size_t before = ra.nrows;
+        tt_engine *orig = a.merger;
+        int64_t bound_at_save = a.bound;
+        uint64_t seed = rng;
+        /* Second half through a (original merger)... */
+        for (int j = i; j < N; j++) {
+                int pid;
+                tt_event ev = nth(j, N, &pid);
+                front_offer(&a, pid, &ev);
+                if (j % 500 == 499)
+                        cycle(&a);
+        }
+        cycle(&a);
+        tt_engine_close_all(orig, 0);
+        /* ...and the same events through b (a fresh front with the same
+         * watermarks, as a restarted stage restores them). */
+        tt_engine *front_b = mk(NULL, 2, false);
+        for (int pid = 0; pid < NPART; pid++)
+                tt_engine_partition_add(front_b, pid, 0);
+        pipe_t pb = {front_b, b, {0}, bound_at_save, 0};
+        tt_buf_init(&pb.b, 16 << 20);
+        /* The watermarks the original front had at the save (a restarted
+         * front gets them from the committed offsets' metadata). */
+        rng = 777;
+        for (int j = 0; j < N / 2; j++) {
+                int pid;
+                tt_event ev = nth(j, N, &pid);
+                tt_engine_seen(front_b, pid, ev.event_time_ms, 0);
+        }
+        rng = seed;
+        for (int j = i; j < N; j++) {
+                int pid;
+                tt_event ev = nth(j, N, &pid);
+                front_offer(&pb, pid, &ev);
+                if (j % 500 == 499)
+                        cycle(&pb);
+        }
+        cycle(&pb);
+        tt_engine_close_all(b, 0);
+        /* Every output after the save is the same, in the same order. */
+        ck_assert_uint_eq(rb.nrows, ra.nrows - before);
+        for (size_t k = 0; k < rb.nrows; k++) {
+                const rec_row *x = &ra.rows[before + k], *y = &rb.rows[k];
+                ck_assert_str_eq(x->r.week, y->r.week);
+                ck_assert_str_eq(x->key, y->key);
+                ck_assert_int_eq(x->r.tokens, y->r.tokens);
+                ck_assert_int_eq(x->r.status, y->r.status);
+                ck_assert_int_eq(x->r.revision, y->r.revision);
+                ck_assert_int_eq(x->r.rank, y->r.rank);
+        }
+        for (size_t k = 0; k < s.n; k++)
+                tt_buf_free(&s.rec[k]);
+        for (size_t k = 0; k < s2.n; k++)
+                tt_buf_free(&s2.rec[k]);
+        tt_engine_destroy(a.front);
+        tt_engine_destroy(orig);
+        tt_engine_destroy(front_b);
+        tt_engine_destroy(b);
+        tt_buf_free(&a.b);
+        tt_buf_free(&pb.b);
+        recorder_free(&ra);
+        recorder_free(&rb);
+}
+END_TEST
+
+START_TEST(test_load_rejects_garbage) {
+        recorder rc = {0};
+        tt_engine *e = mk(&rc, 1, true);
+        char err[256];
+        ck_assert_int_eq(tt_engine_load(e, "W\2", 2, err, sizeof(err)),
+                         TT_ERR_FORMAT);
+        ck_assert_ptr_nonnull(strstr(err, "version 2"));
+        ck_assert_int_eq(tt_engine_load(e, "W\1\0", 3, err, sizeof(err)),
+                         TT_ERR_FORMAT);
+        ck_assert_int_eq(tt_engine_load(e, "Q\1", 2, err, sizeof(err)),
+                         TT_ERR_FORMAT);
+        tt_engine_destroy(e);
+        recorder_free(&rc);
+}
+END_TEST
+
+int main(void) {
+        Suite *s = suite_create("merger");
+        TCase *tc = tcase_create("core");
+        tcase_add_checked_fixture(tc, setup, teardown);
+        tcase_set_timeout(tc, 120);
+        tcase_add_test(tc, test_partials_roundtrip);
+        tcase_add_test(tc, test_fronts_merger_equal_one_engine);
+        tcase_add_test(tc, test_restore_continues_identically);
+        tcase_add_test(tc, test_load_rejects_garbage);
+        suite_add_tcase(s, tc);
+        return tt_check_run(s);
+}
