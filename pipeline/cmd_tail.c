@@ -357,6 +357,8 @@ int tt_cmd_tail(int argc, char **argv) {
             {"enable.auto.commit", "false"},
             {"enable.auto.offset.store", "false"},
             {"enable.partition.eof", "true"},
+            /* The stage writes in transactions: show committed rows only. */
+            {"isolation.level", "read_committed"},
             {"fetch.message.max.bytes", "16777216"},
         };
         int rc = 1;

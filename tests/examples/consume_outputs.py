@@ -55,7 +55,9 @@ def main():
     consumer = Consumer({"bootstrap.servers": args.brokers,
                          "group.id": "consume-outputs-example",
                          "enable.auto.commit": False,
-                         "enable.partition.eof": True})
+                         "enable.partition.eof": True,
+                         # tokentally writes in transactions
+                         "isolation.level": "read_committed"})
     partitions = [TopicPartition(t, p, OFFSET_BEGINNING) for t in args.topics
                   for p in consumer.list_topics(t, timeout=30).topics[t].partitions]
     consumer.assign(partitions)
