@@ -119,11 +119,13 @@ stage_args=(run --brokers "$B" --input-topic "$topic" --rollups-topic bench.roll
             --streaks-topic bench.streaks --dlq-topic bench.dlq --close-at-eof
             --guarantee at-least-once)
 lrk=(-X queued.min.messages=100000 -X queued.max.messages.kbytes=65536)
-configs=(kcat kcat-qmin1M stage-w2 stage-w1 stage-w2-lrk stage-w1-lrk)
+# TT_BENCH_CONFIGS="stage-w2 stage-w2-eos" runs a subset.
+read -ra configs <<<"${TT_BENCH_CONFIGS:-kcat kcat-qmin1M stage-w2 stage-w2-eos stage-w1 stage-w2-lrk stage-w1-lrk}"
 declare -A label=(
   [kcat]="kcat (librdkafka defaults)"
   [kcat-qmin1M]="kcat -X queued.min.messages=1000000"
   [stage-w2]="stage --workers 2"
+  [stage-w2-eos]="stage --workers 2 --guarantee exactly-once"
   [stage-w1]="stage --workers 1"
   [stage-w2-lrk]="stage --workers 2, librdkafka queue defaults"
   [stage-w1-lrk]="stage --workers 1, librdkafka queue defaults"
@@ -142,6 +144,9 @@ runone() { # config round
             -X queued.min.messages=1000000 >/dev/null 2>"$out.err" ;;
     stage-w2) /usr/bin/time -o "$out.time" -f '%e %U %S %M' \
             "$T" "${stage_args[@]}" --group "$group" --workers 2 2>"$out.err" ;;
+    stage-w2-eos) /usr/bin/time -o "$out.time" -f '%e %U %S %M' \
+            "$T" "${stage_args[@]}" --group "$group" --workers 2 \
+            --guarantee exactly-once --instance-id "$group" 2>"$out.err" ;;
     stage-w1) /usr/bin/time -o "$out.time" -f '%e %U %S %M' \
             "$T" "${stage_args[@]}" --group "$group" --workers 1 2>"$out.err" ;;
     stage-w2-lrk) /usr/bin/time -o "$out.time" -f '%e %U %S %M' \

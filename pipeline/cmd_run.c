@@ -57,6 +57,9 @@ int tt_stage_conf_from_opts(tt_stage_conf *sc, tt_setup *su, const tt_opts *o,
                     !strcmp(tt_opts_str(o, "guarantee"), "exactly-once");
                 sc->state_topic = tt_opts_str(o, "state-topic");
                 sc->partials_topic = tt_opts_str(o, "partials-topic");
+                const char *id = tt_opts_str(o, "instance-id");
+                if (sc->exactly_once && id && *id)
+                        sc->instance_id = id;
                 /* Transactions every 200 ms: the latency of an output and
                  * the work a crash redoes (Kafka Streams uses 100 ms). */
                 if (sc->exactly_once)

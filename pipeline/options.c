@@ -62,6 +62,9 @@ const tt_opt_def tt_opt_defs[] = {
      R | P | D, "topic of dead letters"},
     {"output-format", 0, TT_OPT_STR, "avro", "avro|json", 0, 0, R | P | D,
      "encoding of the output topics (avro: Confluent framing)"},
+    {"schema-registry", 0, TT_OPT_STR, NULL, NULL, 0, 0, G,
+     "URL of a Confluent-compatible Schema Registry: Avro schemas are "
+     "registered under <topic>-value (BACKWARD) and framed with its ids"},
     {"from-timestamp", 0, TT_OPT_INT, NULL, NULL, 0, 9.2e18, R,
      "start a new group at this event timestamp (epoch ms)"},
     {"from-beginning", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, R | T,
@@ -76,8 +79,9 @@ const tt_opt_def tt_opt_defs[] = {
      "exactly-once: internal topic from the instances to the merger "
      "(default GROUP.partials; created if missing)"},
     {"instance-id", 0, TT_OPT_STR, "", NULL, 0, 0, R,
-     "exactly-once: this instance's stable name; transactional.id is "
-     "GROUP-ID (default: the host name)"},
+     "exactly-once: this instance's stable name: transactional.id "
+     "GROUP-ID, and when given, group.instance.id ID (static membership; "
+     "default: the host name, dynamic membership)"},
     {"commit-interval", 0, TT_OPT_DURATION, "", NULL, 1, 3600 * 1000, R,
      "how often offsets (and, exactly-once, transactions) commit "
      "(default 200ms exactly-once, 5s at-least-once)"},

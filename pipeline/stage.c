@@ -1151,6 +1151,7 @@ static rd_kafka_t *make_consumer(stage *st, char *errstr, size_t errsize) {
             {"client.id", "tokentally"},
             /* The merger reads only committed partials. */
             {"isolation.level", st->eos ? "read_committed" : NULL},
+            {"group.instance.id", c->instance_id},
         };
         rd_kafka_conf_t *kc =
             tt_kafka_conf_new(defaults, sizeof(defaults) / sizeof(defaults[0]),
@@ -1471,9 +1472,15 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                     rd_kafka_consumer_poll(st.rk, st.eos ? 20 : 100);
                 if (m) {
                         if (m->err == RD_KAFKA_RESP_ERR__FATAL) {
+                                /* E.g. a static member fenced after an
+                                 * outage longer than its session: with
+                                 * exactly-once a new consumer resumes from
+                                 * the commits, as after a restart. */
                                 char why[256];
                                 rd_kafka_fatal_error(st.rk, why, sizeof(why));
-                                fail(&st, TT_ERR_KAFKA, "consumer: %s", why);
+                                st.retry = st.eos;
+                                fail(&st, st.eos ? TT_ERR_RETRY : TT_ERR_KAFKA,
+                                     "consumer: %s", why);
                         } else if (st.eos && !m->err && m->rkt &&
                                    !strcmp(rd_kafka_topic_name(m->rkt),
                                            st.partials)) {

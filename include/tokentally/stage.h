@@ -64,7 +64,11 @@ typedef struct tt_stage_conf {
         bool exactly_once;
         const char *state_topic;    /* changelog of the merger's state */
         const char *partials_topic; /* fronts -> merger */
-        int64_t emit_interval_ms;   /* 0 = never */
+        /* --instance-id when given: also the consumer's group.instance.id
+         * (static membership), so a restart gets its partitions back at
+         * once. NULL: dynamic membership. */
+        const char *instance_id;
+        int64_t emit_interval_ms; /* 0 = never */
         int64_t commit_interval_ms;
         tt_engine_conf engine; /* nshards is set to workers */
         tt_kafka_out *out;     /* borrowed: outputs and dead letters */
