@@ -18,6 +18,7 @@
 #include "tokentally/json_event.h"
 #include "tokentally/ocf.h"
 #include "tokentally/options.h"
+#include "tokentally/schema_registry.h"
 
 #define FLUSH_BYTES (1u << 20)     /* JSON text is written in 1 MiB pieces */
 #define STDIO_BUF_BYTES (1u << 20) /* stdio buffer under the OCF writer */
@@ -273,6 +274,26 @@ int tt_cmd_gen(int argc, char **argv) {
                     .nprops = nprops,
                     .rate = tt_opts_double(opts, "rate"),
                 };
+                /* --schema-registry: TokenEvent under <topic>-value. */
+                const char *sr = tt_opts_str(opts, "schema-registry");
+                if (sr && *sr && !kc.json) {
+                        char subject[512];
+                        snprintf(subject, sizeof(subject), "%s-value",
+                                 kc.topic);
+                        tt_registry *reg =
+                            tt_registry_new(sr, errstr, sizeof(errstr));
+                        int err =
+                            reg ? tt_registry_register(
+                                      reg, subject, tt_token_event_schema_json,
+                                      &kc.schema_id, errstr, sizeof(errstr))
+                                : TT_ERR_INVAL;
+                        tt_registry_destroy(reg);
+                        if (err) {
+                                fprintf(stderr, "tokentally gen: %s\n", errstr);
+                                rc = 1;
+                                goto done;
+                        }
+                }
                 uint64_t n;
                 if (tt_gen_to_kafka(&conf, &kc, &n, errstr, sizeof(errstr))) {
                         fprintf(stderr, "tokentally gen: %s\n", errstr);

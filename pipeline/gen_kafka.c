@@ -77,7 +77,9 @@ static int on_event(void *opaque, const tt_event *ev) {
                 err = tt_buf_reserve(&g->buf, TT_CONFLUENT_HEADER_LEN + 1024);
                 if (!err) {
                         tt_confluent_header(g->buf.data,
-                                            TT_SCHEMA_ID_TOKEN_EVENT);
+                                            g->kc->schema_id
+                                                ? g->kc->schema_id
+                                                : TT_SCHEMA_ID_TOKEN_EVENT);
                         size_t n = tt_avro_encode_event(
                             ev, g->buf.data + TT_CONFLUENT_HEADER_LEN,
                             g->buf.cap - TT_CONFLUENT_HEADER_LEN);

@@ -18,6 +18,7 @@ typedef struct tt_gen_kafka_conf {
         const char *const *props; /* -X key=value */
         size_t nprops;
         double rate; /* events per second; 0 = as fast as the broker takes */
+        int32_t schema_id; /* Confluent header; 0: TT_SCHEMA_ID_TOKEN_EVENT */
 } tt_gen_kafka_conf;
 
 /* Runs the scenario into the topic and waits until every message is
