@@ -13,6 +13,7 @@
 #include "tokentally/log.h"
 #include "tokentally/metrics.h"
 #include "tokentally/options.h"
+#include "tokentally/schema_registry.h"
 #include "tokentally/setup.h"
 #include "tokentally/stage.h"
 
@@ -100,6 +101,7 @@ int tt_cmd_run(int argc, char **argv) {
         tt_setup su;
         memset(&su, 0, sizeof(su));
         tt_kafka_out *out = NULL;
+        tt_registry *reg = NULL;
         tt_stage_conf sc;
         if (tt_opts_npos(o)) {
                 TT_LOG(TT_LOG_ERROR, "unexpected argument",
@@ -140,7 +142,16 @@ int tt_cmd_run(int argc, char **argv) {
                        TT_KV_I("port", tt_metrics_server_port(ms)));
                 sc.live = live;
         }
+        const char *srurl = tt_opts_str(o, "schema-registry");
+        if (srurl && *srurl) {
+                if (!(reg = tt_registry_new(srurl, errstr, sizeof(errstr)))) {
+                        tt_log_kvs(TT_LOG_ERROR, errstr, NULL, 0);
+                        goto done;
+                }
+                sc.registry = reg;
+        }
         tt_kafka_out_conf oc = {
+            .registry = reg,
             .brokers = sc.brokers,
             .rollups_topic = tt_opts_str(o, "rollups-topic"),
             .streaks_topic = tt_opts_str(o, "streaks-topic"),
@@ -218,6 +229,7 @@ done:
         tt_metrics_server_destroy(ms);
         tt_stage_live_destroy(live);
         tt_kafka_out_destroy(out);
+        tt_registry_destroy(reg);
         tt_setup_free(&su);
         tt_opts_destroy(o);
         return rc;

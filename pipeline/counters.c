@@ -114,10 +114,12 @@ tt_origin tt_event_origin(const tt_origin_map *map, const tt_event *ev) {
         return tt_origin_of_model(map, ev->model.ptr, ev->model.len);
 }
 
-int tt_shard_add(tt_shard *s, int32_t w, const tt_event *ev) {
+/* The shard's id of model, added (with the origin map's answer for it)
+ * when new. TT_ERR_LIMIT past max_models. */
+static int model_id(tt_shard *s, tt_str model, uint32_t *out) {
         int is_new;
         uint32_t id =
-            tt_keytab_intern(s->models, ev->model.ptr, ev->model.len, &is_new);
+            tt_keytab_intern(s->models, model.ptr, model.len, &is_new);
         if (id == TT_KEY_NONE)
                 return tt_keytab_count(s->models) >= s->max_models
                            ? TT_ERR_LIMIT
@@ -134,8 +136,17 @@ int tt_shard_add(tt_shard *s, int32_t w, const tt_event *ev) {
                         s->model_origin_cap = ncap;
                 }
                 s->model_origin[id] =
-                    tt_origin_of_model(s->map, ev->model.ptr, ev->model.len);
+                    tt_origin_of_model(s->map, model.ptr, model.len);
         }
+        *out = id;
+        return TT_ERR_OK;
+}
+
+int tt_shard_add(tt_shard *s, int32_t w, const tt_event *ev) {
+        uint32_t id;
+        int err = model_id(s, ev->model, &id);
+        if (err)
+                return err;
         wslot *sl = find_slot(s, w);
         if (!sl && !(sl = add_slot(s, w)))
                 return TT_ERR_NOMEM;
@@ -161,28 +172,10 @@ static wslot *slot_for(tt_shard *s, int32_t w, uint32_t id) {
 
 int tt_shard_merge_model(tt_shard *s, int32_t w, tt_str model,
                          const tt_cell *c) {
-        int is_new;
-        uint32_t id =
-            tt_keytab_intern(s->models, model.ptr, model.len, &is_new);
-        if (id == TT_KEY_NONE)
-                return tt_keytab_count(s->models) >= s->max_models
-                           ? TT_ERR_LIMIT
-                           : TT_ERR_NOMEM;
-        if (is_new) {
-                /* Keep model_origin as long as the key table. */
-                if (id >= s->model_origin_cap) {
-                        uint32_t ncap =
-                            s->model_origin_cap ? s->model_origin_cap * 2 : 64;
-                        tt_origin *no =
-                            tt_realloc(s->model_origin, ncap * sizeof(*no));
-                        if (!no)
-                                return TT_ERR_NOMEM;
-                        s->model_origin = no;
-                        s->model_origin_cap = ncap;
-                }
-                s->model_origin[id] =
-                    tt_origin_of_model(s->map, model.ptr, model.len);
-        }
+        uint32_t id;
+        int err = model_id(s, model, &id);
+        if (err)
+                return err;
         wslot *sl = slot_for(s, w, id);
         if (!sl)
                 return TT_ERR_NOMEM;

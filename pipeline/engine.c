@@ -673,16 +673,10 @@ bool tt_engine_sync_due(tt_engine *e, int64_t now_ms) {
         return close_target(e, wm) > atomic_load(&e->closed_through);
 }
 
-tt_reason tt_engine_offer(tt_engine *e, int32_t pid, const tt_event *ev,
-                          int64_t now_ms, char *detail, size_t detail_size) {
-        e->now = now_ms;
-        partition *p = part_get(e, pid, now_ms);
-        if (!p) {
-                snprintf(detail, detail_size, "bad partition %d", (int)pid);
-                e->st.dead[TT_REASON_KEY_LIMIT]++;
-                e->st.dead_total++;
-                return TT_REASON_KEY_LIMIT;
-        }
+/* Checks ev and counts it (into shard, or as a revision of its closed
+ * week), keeping the stats; the dead-letter reason otherwise. */
+static tt_reason check_count(tt_engine *e, uint32_t shard, const tt_event *ev,
+                             int64_t now_ms, char *detail, size_t detail_size) {
         int32_t w = 0;
         bool late;
         tt_reason r =
@@ -690,7 +684,7 @@ tt_reason tt_engine_offer(tt_engine *e, int32_t pid, const tt_event *ev,
         if (r == TT_REASON_NONE) {
                 if (late)
                         r = count_late(e, w, ev, detail, detail_size);
-                else if (tt_engine_count(e, (uint32_t)pid, w, ev)) {
+                else if (tt_engine_count(e, shard, w, ev)) {
                         snprintf(detail, detail_size,
                                  "more than %u distinct models in one shard",
                                  (unsigned)e->conf.max_models);
@@ -703,6 +697,23 @@ tt_reason tt_engine_offer(tt_engine *e, int32_t pid, const tt_event *ev,
                 return r;
         }
         e->st.accepted++;
+        return TT_REASON_NONE;
+}
+
+tt_reason tt_engine_offer(tt_engine *e, int32_t pid, const tt_event *ev,
+                          int64_t now_ms, char *detail, size_t detail_size) {
+        e->now = now_ms;
+        partition *p = part_get(e, pid, now_ms);
+        if (!p) {
+                snprintf(detail, detail_size, "bad partition %d", (int)pid);
+                e->st.dead[TT_REASON_KEY_LIMIT]++;
+                e->st.dead_total++;
+                return TT_REASON_KEY_LIMIT;
+        }
+        tt_reason r =
+            check_count(e, (uint32_t)pid, ev, now_ms, detail, detail_size);
+        if (r != TT_REASON_NONE)
+                return r;
         int64_t old = atomic_load_explicit(&p->max_time, RELAXED);
         tt_engine_seen(e, pid, ev->event_time_ms, now_ms);
         /* Only a partition at (or below) the watermark can move it. */
@@ -917,25 +928,5 @@ tt_reason tt_engine_offer_forwarded(tt_engine *e, const tt_event *ev,
                                     int64_t now_ms, char *detail,
                                     size_t detail_size) {
         e->now = now_ms;
-        int32_t w = 0;
-        bool late;
-        tt_reason r =
-            tt_engine_check(e, ev, now_ms, &w, &late, detail, detail_size);
-        if (r == TT_REASON_NONE) {
-                if (late)
-                        r = count_late(e, w, ev, detail, detail_size);
-                else if (tt_engine_count(e, 0, w, ev)) {
-                        snprintf(detail, detail_size,
-                                 "more than %u distinct models in one shard",
-                                 (unsigned)e->conf.max_models);
-                        r = TT_REASON_KEY_LIMIT;
-                }
-        }
-        if (r != TT_REASON_NONE) {
-                e->st.dead[r]++;
-                e->st.dead_total++;
-                return r;
-        }
-        e->st.accepted++;
-        return TT_REASON_NONE;
+        return check_count(e, 0, ev, now_ms, detail, detail_size);
 }

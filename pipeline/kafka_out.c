@@ -18,6 +18,7 @@
 #include "tokentally/json_out.h"
 #include "tokentally/log.h"
 #include "tokentally/mem.h"
+#include "tokentally/schema_registry.h"
 
 /* Ceiling of one encoded key + value. Rollups and streaks are a few hundred
  * bytes (model slugs are capped at 256); this only stops a runaway. */
@@ -39,6 +40,7 @@ struct tt_kafka_out {
         rd_kafka_t *rk;
         rd_kafka_topic_t *rkt[OUT__COUNT]; /* NULL: no topic configured */
         bool json;
+        int32_t rollup_id, streak_id; /* schema ids in the Confluent header */
 
         atomic_int failed; /* sticky: 0 or the first tt_err */
         atomic_uint_fast64_t delivered;
@@ -146,6 +148,17 @@ static void free_out(tt_kafka_out *o) {
         tt_free(o);
 }
 
+/* Registers schema under "<topic>-value" (none for a NULL topic). */
+static int register_output(tt_registry *reg, const char *topic,
+                           const char *schema, int32_t *id, char *errstr,
+                           size_t errsize) {
+        if (!topic)
+                return TT_ERR_OK;
+        char subject[512];
+        snprintf(subject, sizeof(subject), "%s-value", topic);
+        return tt_registry_register(reg, subject, schema, id, errstr, errsize);
+}
+
 tt_kafka_out *tt_kafka_out_new(const tt_kafka_out_conf *c, char *errstr,
                                size_t errsize) {
         tt_kafka_out *o = tt_calloc(1, sizeof(*o));
@@ -158,6 +171,18 @@ tt_kafka_out *tt_kafka_out_new(const tt_kafka_out_conf *c, char *errstr,
         atomic_init(&o->failed, 0);
         atomic_init(&o->delivered, 0);
         o->json = c->json;
+        o->rollup_id = TT_SCHEMA_ID_WEEKLY_ROLLUP;
+        o->streak_id = TT_SCHEMA_ID_STREAK_CHANGE;
+        if (c->registry && !c->json &&
+            (register_output(c->registry, c->rollups_topic,
+                             tt_weekly_rollup_schema_json, &o->rollup_id,
+                             errstr, errsize) ||
+             register_output(c->registry, c->streaks_topic,
+                             tt_streak_change_schema_json, &o->streak_id,
+                             errstr, errsize))) {
+                free_out(o);
+                return NULL;
+        }
 
         /* Ours first, then -X: the user's properties win, as in kcat. */
         const tt_kafka_prop defaults[] = {
@@ -278,8 +303,7 @@ static int encode_value(const tt_kafka_out *o, tt_buf *b, const tt_rollup *r,
         err = tt_buf_reserve(b, TT_CONFLUENT_HEADER_LEN);
         if (err)
                 return err;
-        tt_confluent_header(b->data + b->len, r ? TT_SCHEMA_ID_WEEKLY_ROLLUP
-                                                : TT_SCHEMA_ID_STREAK_CHANGE);
+        tt_confluent_header(b->data + b->len, r ? o->rollup_id : o->streak_id);
         b->len += TT_CONFLUENT_HEADER_LEN;
         err = r ? tt_avro_encode_rollup(b, r) : tt_avro_encode_streak(b, s);
         if (err)
@@ -438,37 +462,45 @@ int tt_kafka_out_raw(tt_kafka_out *o, const char *topic, int32_t partition,
 #define TXN_TIMEOUT_MS 60000
 #define TXN_RETRIES 20
 
-/* Classifies and frees a transactional API error. */
-static int txn_result(tt_kafka_out *o, rd_kafka_error_t *e, const char *what,
-                      char *errstr, size_t errsize) {
+/* Classifies and frees a transactional API error: TT_ERR_EOF "call
+ * again" (retriable), TT_ERR_KAFKA fenced by a newer instance with our
+ * transactional.id (we must stop: it owns the work now), TT_ERR_RETRY
+ * anything else, abortable or fatal: the caller aborts if it can and
+ * redoes the work from the last commit with a new producer, whose
+ * init_transactions aborts whatever this one left open. */
+static int txn_result(rd_kafka_error_t *e, const char *what, char *errstr,
+                      size_t errsize) {
         if (!e)
                 return TT_ERR_OK;
         snprintf(errstr, errsize, "%s: %s (%s)", what, rd_kafka_error_string(e),
                  rd_kafka_error_name(e));
-        int err = rd_kafka_error_is_fatal(e)             ? TT_ERR_KAFKA
-                  : rd_kafka_error_txn_requires_abort(e) ? TT_ERR_RETRY
-                  : rd_kafka_error_is_retriable(e)       ? TT_ERR_EOF
-                                                         : TT_ERR_KAFKA;
+        rd_kafka_resp_err_t code = rd_kafka_error_code(e);
+        int err = code == RD_KAFKA_RESP_ERR__FENCED ||
+                          code == RD_KAFKA_RESP_ERR_PRODUCER_FENCED
+                      ? TT_ERR_KAFKA
+                  : !rd_kafka_error_is_fatal(e) &&
+                          !rd_kafka_error_txn_requires_abort(e) &&
+                          rd_kafka_error_is_retriable(e)
+                      ? TT_ERR_EOF
+                      : TT_ERR_RETRY;
         rd_kafka_error_destroy(e);
-        (void)o;
-        return err; /* TT_ERR_EOF here means "call again" */
+        return err;
 }
 
 int tt_kafka_out_txn_init(tt_kafka_out *o, int timeout_ms, char *errstr,
                           size_t errsize) {
         int err;
         for (int i = 0; i < TXN_RETRIES; i++) {
-                err =
-                    txn_result(o, rd_kafka_init_transactions(o->rk, timeout_ms),
-                               "init_transactions", errstr, errsize);
+                err = txn_result(rd_kafka_init_transactions(o->rk, timeout_ms),
+                                 "init_transactions", errstr, errsize);
                 if (err != TT_ERR_EOF)
-                        return err == TT_ERR_RETRY ? TT_ERR_KAFKA : err;
+                        return err;
         }
-        return TT_ERR_KAFKA;
+        return TT_ERR_RETRY;
 }
 
 int tt_kafka_out_txn_begin(tt_kafka_out *o, char *errstr, size_t errsize) {
-        int err = txn_result(o, rd_kafka_begin_transaction(o->rk),
+        int err = txn_result(rd_kafka_begin_transaction(o->rk),
                              "begin_transaction", errstr, errsize);
         return err == TT_ERR_EOF ? TT_ERR_RETRY : err;
 }
@@ -477,12 +509,12 @@ int tt_kafka_out_txn_abort(tt_kafka_out *o, char *errstr, size_t errsize) {
         int err;
         for (int i = 0; i < TXN_RETRIES; i++) {
                 err = txn_result(
-                    o, rd_kafka_abort_transaction(o->rk, TXN_TIMEOUT_MS),
+                    rd_kafka_abort_transaction(o->rk, TXN_TIMEOUT_MS),
                     "abort_transaction", errstr, errsize);
                 if (err != TT_ERR_EOF)
-                        return err == TT_ERR_RETRY ? TT_ERR_KAFKA : err;
+                        return err;
         }
-        return TT_ERR_KAFKA;
+        return TT_ERR_RETRY;
 }
 
 int tt_kafka_out_txn_commit(tt_kafka_out *o,
@@ -494,8 +526,7 @@ int tt_kafka_out_txn_commit(tt_kafka_out *o,
                 rd_kafka_consumer_group_metadata_t *md =
                     rd_kafka_consumer_group_metadata(consumer);
                 for (int i = 0; i < TXN_RETRIES && err == TT_ERR_EOF; i++)
-                        err = txn_result(o,
-                                         rd_kafka_send_offsets_to_transaction(
+                        err = txn_result(rd_kafka_send_offsets_to_transaction(
                                              o->rk, offs, md, TXN_TIMEOUT_MS),
                                          "send_offsets_to_transaction", errstr,
                                          errsize);
@@ -508,7 +539,7 @@ int tt_kafka_out_txn_commit(tt_kafka_out *o,
         err = TT_ERR_EOF;
         for (int i = 0; i < TXN_RETRIES && err == TT_ERR_EOF; i++)
                 err = txn_result(
-                    o, rd_kafka_commit_transaction(o->rk, TXN_TIMEOUT_MS),
+                    rd_kafka_commit_transaction(o->rk, TXN_TIMEOUT_MS),
                     "commit_transaction", errstr, errsize);
         if (err == TT_ERR_EOF)
                 err = TT_ERR_RETRY;
@@ -520,9 +551,10 @@ int tt_kafka_out_txn_commit(tt_kafka_out *o,
         }
 failed:
         if (err == TT_ERR_RETRY) {
+                /* Best effort: a fatal producer cannot abort, and the next
+                 * producer's init_transactions aborts it anyway. */
                 char why[256];
-                if (tt_kafka_out_txn_abort(o, why, sizeof(why)))
-                        return TT_ERR_KAFKA;
+                tt_kafka_out_txn_abort(o, why, sizeof(why));
         }
         return err;
 }

@@ -62,9 +62,10 @@ const tt_opt_def tt_opt_defs[] = {
      R | P | D, "topic of dead letters"},
     {"output-format", 0, TT_OPT_STR, "avro", "avro|json", 0, 0, R | P | D,
      "encoding of the output topics (avro: Confluent framing)"},
-    {"schema-registry", 0, TT_OPT_STR, NULL, NULL, 0, 0, G,
-     "URL of a Confluent-compatible Schema Registry: Avro schemas are "
-     "registered under <topic>-value (BACKWARD) and framed with its ids"},
+    {"schema-registry", 0, TT_OPT_STR, NULL, NULL, 0, 0, R | G,
+     "URL of a Confluent-compatible Schema Registry: output (and gen's) "
+     "Avro schemas are registered under <topic>-value (BACKWARD) and "
+     "framed with its ids; run reads input writer schemas by id"},
     {"from-timestamp", 0, TT_OPT_INT, NULL, NULL, 0, 9.2e18, R,
      "start a new group at this event timestamp (epoch ms)"},
     {"from-beginning", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, R | T,

@@ -27,6 +27,7 @@
 #include "tokentally/mem.h"
 #include "tokentally/merger.h"
 #include "tokentally/partials.h"
+#include "tokentally/schema_registry.h"
 #include "tokentally/week.h"
 
 #define BATCH 1024
@@ -236,15 +237,21 @@ static tt_reason decode_value(stage *st, tt_json_dec *jd, const void *payload,
                                             size);
         const uint8_t *body = payload;
         size_t len = plen;
+        const tt_avro_dec *dec = st->adec;
         if (c->format == TT_IN_AVRO) {
                 int32_t id;
                 if (tt_confluent_parse(payload, plen, &id, &body, &len, detail,
                                        size))
                         return TT_REASON_MALFORMED;
+                /* With a registry, the writer schema of that id resolved
+                 * against the bundled TokenEvent (cached per id). */
+                if (c->registry && !(dec = tt_registry_event_decoder(
+                                         c->registry, id, detail, size)))
+                        return TT_REASON_MALFORMED;
         }
         size_t used = 0;
         tt_reason r =
-            tt_avro_decode_event(st->adec, body, len, &used, ev, detail, size);
+            tt_avro_decode_event(dec, body, len, &used, ev, detail, size);
         if (r == TT_REASON_NONE && used != len) {
                 snprintf(detail, size, "%zu bytes after the Avro record",
                          len - used);
@@ -884,6 +891,10 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
         double dt = tt_mono_s() - t0;
         atomic_fetch_add(&st->live->commits, 1);
         tt_hist_observe(&st->live->commit, dt);
+        TT_LOG(TT_LOG_DEBUG, "transaction committed",
+               TT_KV_I("cells", pw.ncell),
+               TT_KV_I("merger", st->merger != NULL),
+               TT_KV_I("latency_us", (int64_t)(dt * 1e6)));
         st->eof_committed = any && all_eof;
         if (final)
                 return;

@@ -1,6 +1,6 @@
 /* The Kafka output adapter: WeeklyRollups, StreakChanges and dead letters
  * produced to their topics (SPEC §4-§7). Avro in Confluent framing with a
- * fixed schema id per output schema (until a registry is configured), or
+ * fixed schema id per output schema (or the ids a Schema Registry gives), or
  * JSON with the same field names. Keys: "week/dimension/key" for rollups,
  * the rule for streaks; dead letters keep the original key and value bytes
  * and carry tokentally.* headers (Kafka Connect convention).
@@ -42,6 +42,12 @@ typedef struct tt_kafka_out_conf {
         /* "-X key=value" strings, applied last (they win). */
         const char *const *props;
         size_t nprops;
+        /* --schema-registry (borrowed; NULL: the fixed ids above). Avro
+         * outputs: tt_kafka_out_new registers the WeeklyRollup and
+         * StreakChange schemas under "<topic>-value" (BACKWARD) and frames
+         * the records with the ids the registry gives; a registry that
+         * refuses them fails tt_kafka_out_new with its reason. */
+        struct tt_registry *registry;
 } tt_kafka_out_conf;
 
 /* Creates the producer. NULL with a reason (bad -X property, ...). */
@@ -81,11 +87,12 @@ int tt_kafka_out_raw(tt_kafka_out *o, const char *topic, int32_t partition,
                      size_t value_len);
 
 /* ---- transactions (conf.transactional_id set) ------------------------
- * Return TT_ERR_OK; TT_ERR_RETRY when the transaction had to be aborted
- * (nothing of it is visible to read_committed consumers: rewind to the
- * committed offsets and redo the work); TT_ERR_KAFKA when the producer is
- * fenced by a newer instance with the same transactional.id or failed for
- * good. The reason goes to errstr. */
+ * Return TT_ERR_OK; TT_ERR_RETRY when the transaction failed (abortable,
+ * timed out, or a fatal producer error): nothing of it is visible to
+ * read_committed consumers, so a new producer and consumer must redo the
+ * work from the committed offsets; TT_ERR_KAFKA when a newer instance with
+ * the same transactional.id fenced this one (it owns the work now). The
+ * reason goes to errstr. */
 struct rd_kafka_s;
 struct rd_kafka_topic_partition_list_s;
 int tt_kafka_out_txn_init(tt_kafka_out *o, int timeout_ms, char *errstr,
@@ -104,6 +111,10 @@ int tt_kafka_out_txn_abort(tt_kafka_out *o, char *errstr, size_t errsize);
 #include "tokentally/buf.h"
 int tt_avro_encode_rollup(tt_buf *out, const tt_rollup *r);
 int tt_avro_encode_streak(tt_buf *out, const tt_streak_change *s);
+/* The bundled schemas/weekly_rollup.avsc and streak_change.avsc, compiled
+ * in (NUL-terminated JSON). */
+extern const char tt_weekly_rollup_schema_json[];
+extern const char tt_streak_change_schema_json[];
 /* The Kafka key of a rollup: "2026-W14/ORIGIN/CN". */
 int tt_rollup_key(tt_buf *out, const tt_rollup *r);
 

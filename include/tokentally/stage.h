@@ -72,6 +72,9 @@ typedef struct tt_stage_conf {
         int64_t commit_interval_ms;
         tt_engine_conf engine; /* nshards is set to workers */
         tt_kafka_out *out;     /* borrowed: outputs and dead letters */
+        /* --schema-registry (borrowed; NULL: the bundled TokenEvent schema
+         * for every id). */
+        struct tt_registry *registry;
         /* Extra sink called with every rollup/streak after the producer
          * (demo's leaderboard); may be NULL. */
         const tt_sink *tee;

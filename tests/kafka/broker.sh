@@ -14,6 +14,9 @@
 #                                replication factor 1, k=v are topic configs
 #   broker.sh topics DIR ARGS..  any other TopicCommand call (--list,
 #                                --describe --topic X, --delete --topic X)
+#   broker.sh pause DIR          SIGTERM (SIGKILL after 20 s), keeps the data
+#   broker.sh resume DIR         the paused broker again: same config, ports
+#                                and data; waits until it answers
 #   broker.sh stop DIR           SIGTERM, up to 20 s, then SIGKILL; deletes
 #                                the data dir (logs stay in DIR/logs)
 #
@@ -249,6 +252,18 @@ broker_answers() {
   fi
 }
 
+# The broker JVM on DIR's server.properties, in the background of the
+# caller (`spawn_broker DIR &`; exec keeps $! the JVM's pid).
+spawn_broker() {
+  local dir=$1
+  exec java -Xmx512m -Xms256m -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+       -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
+       -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
+       -Dlog4j.configuration="file:$dir/conf/log4j.properties" \
+       -cp "$dir/lib/*" kafka.Kafka "$dir/conf/server.properties" \
+       </dev/null >>"$dir/logs/broker.out" 2>&1
+}
+
 cmd_start() {
   local dir
   dir=$(absdir "${1:-}"); shift
@@ -302,12 +317,7 @@ EOF
 
     : > "$dir/logs/broker.out"; : > "$dir/logs/broker.log"
     t0=$(date +%s.%N)
-    java -Xmx512m -Xms256m -server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-         -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent \
-         -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-         -Dlog4j.configuration="file:$dir/conf/log4j.properties" \
-         -cp "$dir/lib/*" kafka.Kafka "$dir/conf/server.properties" \
-         </dev/null >>"$dir/logs/broker.out" 2>&1 &
+    spawn_broker "$dir" &
     pid=$!
     echo "$pid" > "$dir/pid"
 
@@ -381,10 +391,9 @@ cmd_topics() {
   run_tool "$dir" org.apache.kafka.tools.TopicCommand --bootstrap-server "$KAFKA_BROKERS" "$@"
 }
 
-cmd_stop() {
-  local dir pid i
-  dir=$(absdir "${1:-}")
-  pid=""
+# SIGTERM the broker of DIR, up to STOP_TIMEOUT s, then SIGKILL.
+term_broker() {
+  local dir=$1 pid="" i
   [ -f "$dir/pid" ] && pid=$(cat "$dir/pid")
   if pid_is_ours "$pid" "$dir"; then
     kill -TERM "$pid" 2>/dev/null || true
@@ -398,11 +407,61 @@ cmd_stop() {
       for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
   fi
+}
+
+cmd_stop() {
+  local dir
+  dir=$(absdir "${1:-}")
+  term_broker "$dir"
   if [ -f "$dir/datadir" ]; then
     rm -rf "$(cat "$dir/datadir")"
     rm -f "$dir/datadir"
   fi
   rm -f "$dir/pid" "$dir/env"
+}
+
+# A broker outage in a test, its data kept: pause = SIGTERM, wait for the
+# exit (SIGKILL after STOP_TIMEOUT s); resume = the same server.properties
+# (ports, data dir) again, wait until it answers.  KAFKA_BROKERS stays
+# valid; KAFKA_PID in DIR/env is updated.
+cmd_pause() {
+  local dir
+  dir=$(absdir "${1:-}")
+  load_env "$dir"
+  pid_is_ours "$(cat "$dir/pid" 2>/dev/null)" "$dir" || die "no broker running from $dir"
+  term_broker "$dir"
+  if pid_is_ours "$(cat "$dir/pid" 2>/dev/null)" "$dir"; then die "the broker did not stop"; fi
+  note "broker paused (data kept in $(cat "$dir/datadir"))"
+}
+
+cmd_resume() {
+  local dir pid t0
+  dir=$(absdir "${1:-}")
+  require_installed "$dir"
+  load_env "$dir"
+  [ -f "$dir/datadir" ] && [ -d "$(cat "$dir/datadir")" ] || die "no paused broker in $dir"
+  if [ -f "$dir/pid" ] && pid_is_ours "$(cat "$dir/pid")" "$dir"; then
+    die "the broker of $dir is running (pid $(cat "$dir/pid")); pause it first"
+  fi
+  t0=$(date +%s.%N)
+  spawn_broker "$dir" &
+  pid=$!
+  echo "$pid" > "$dir/pid"
+  until broker_answers "$KAFKA_BROKERS" "$dir"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid" 2>/dev/null || true
+      tail -n 30 "$dir/logs/broker.out" "$dir/logs/broker.log" >&2 2>/dev/null || true
+      die "the broker exited while resuming (logs in $dir/logs)"
+    fi
+    if awk -v a="$t0" -v b="$(date +%s.%N)" -v m="$START_TIMEOUT" 'BEGIN{exit !(b - a > m)}'; then
+      kill -9 "$pid" 2>/dev/null || true
+      die "the resumed broker did not answer within ${START_TIMEOUT} s (logs in $dir/logs)"
+    fi
+    sleep 0.1
+  done
+  sed -i "s/^export KAFKA_PID=.*/export KAFKA_PID=$pid/" "$dir/env"
+  note "broker resumed at $KAFKA_BROKERS (pid $pid) in" \
+       "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s"
 }
 
 case "${1:-}" in
@@ -411,5 +470,7 @@ case "${1:-}" in
   create-topic) shift; cmd_create_topic "$@" ;;
   topics)       shift; cmd_topics "$@" ;;
   stop)         shift; cmd_stop "$@" ;;
-  *) die "usage: broker.sh install|start|create-topic|topics|stop DIR ..." ;;
+  pause)        shift; cmd_pause "$@" ;;
+  resume)       shift; cmd_resume "$@" ;;
+  *) die "usage: broker.sh install|start|create-topic|topics|pause|resume|stop DIR ..." ;;
 esac
