@@ -31,6 +31,9 @@ CHECK="$SRC/tests/kafka/eos_check.py"
 CASES=${TT_EOS_CASES:-kill multi broker alo}
 SCALE=${TT_EOS_SCALE:-2e-4}
 RATE=${TT_EOS_RATE:-90000}
+# The kill cases stream slower, so that all ten kills land while events
+# still arrive (ten runs of 1.5-4 s plus restarts: about 35 s).
+KILL_RATE=${TT_EOS_KILL_RATE:-34000}
 KILLS=${TT_EOS_KILLS:-10}
 EO=exactly-once
 [ "${TT_EOS_DRY:-0}" = 1 ] && EO=at-least-once
@@ -152,7 +155,7 @@ watch_end() { # t0 [wait]
 kill_case() { # prefix guarantee
   local p=$1 g=$2 i d t0 rec=() com=() rc=0 busy=0
   topics "$p"
-  gen_bg "$p" "$RATE"
+  gen_bg "$p" "$KILL_RATE"
   for ((i = 1; i <= KILLS; i++)); do
     d=$(rand_sleep)
     watch_start "$p" "$d"
