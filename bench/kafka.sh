@@ -235,11 +235,18 @@ for c in "${configs[@]}" stage-empty; do
       n ? sprintf("%.2f M", n / cpu / 1e6) : "-", m / 1024, bc, rg }'
 done
 echo
-echo "stage / kcat, events/s (target >= 0.90):"
-for c in stage-w2 stage-w1 stage-w2-lrk stage-w1-lrk; do
-  awk -v l="${label[$c]}" -v a="${rate[$c]}" -v k="${rate[kcat]}" -v k2="${rate[kcat-qmin1M]}" 'BEGIN{
-    printf "  %-46s %.2f x kcat, %.2f x kcat qmin=1M\n", l, a / k, a / k2 }'
-done
+if [ -n "${rate[kcat]:-}" ] && [ -n "${rate[kcat-qmin1M]:-}" ]; then
+  echo "stage / kcat, events/s (target >= 0.90):"
+  for c in stage-w2 stage-w2-eos stage-w1 stage-w2-lrk stage-w1-lrk; do
+    [ -n "${rate[$c]:-}" ] || continue
+    awk -v l="${label[$c]}" -v a="${rate[$c]}" -v k="${rate[kcat]}" -v k2="${rate[kcat-qmin1M]}" 'BEGIN{
+      printf "  %-46s %.2f x kcat, %.2f x kcat qmin=1M\n", l, a / k, a / k2 }'
+  done
+fi
+if [ -n "${rate[stage-w2-eos]:-}" ] && [ -n "${rate[stage-w2]:-}" ]; then
+  awk -v a="${rate[stage-w2-eos]}" -v b="${rate[stage-w2]}" 'BEGIN{
+    printf "exactly-once / at-least-once, events/s (same run): %.2f\n", a / b }'
+fi
 read -r ew _ <<<"$(median stage-empty)"
 awk -v n="$events" -v w="$(median stage-w2 | cut -d' ' -f1)" -v e="$ew" 'BEGIN{
   printf "stage --workers 2 without its fixed cost (%.2f s): %.2f M events/s\n", e, n / (w - e) / 1e6 }'

@@ -558,3 +558,11 @@ failed:
         }
         return err;
 }
+
+bool tt_kafka_out_fenced(tt_kafka_out *o) {
+        char why[256];
+        rd_kafka_resp_err_t e = rd_kafka_fatal_error(o->rk, why, sizeof(why));
+        return e == RD_KAFKA_RESP_ERR__FENCED ||
+               e == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+               e == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+}

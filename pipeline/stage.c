@@ -1510,9 +1510,10 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                 char why[256];
                 if (tt_kafka_out_error(conf->out, why, sizeof(why))) {
                         /* Exactly-once: the open transaction cannot commit;
-                         * a new producer aborts it and we redo it. */
-                        st.retry = st.eos;
-                        fail(&st, st.eos ? TT_ERR_RETRY : TT_ERR_KAFKA,
+                         * a new producer aborts it and we redo it, unless
+                         * another instance took our transactional.id. */
+                        st.retry = st.eos && !tt_kafka_out_fenced(conf->out);
+                        fail(&st, st.retry ? TT_ERR_RETRY : TT_ERR_KAFKA,
                              "output delivery failed: %s", why);
                         break;
                 }

@@ -105,6 +105,9 @@ int tt_kafka_out_txn_commit(tt_kafka_out *o,
                             struct rd_kafka_s *consumer, char *errstr,
                             size_t errsize);
 int tt_kafka_out_txn_abort(tt_kafka_out *o, char *errstr, size_t errsize);
+/* True when the producer's fatal error is a fence by a newer producer with
+ * the same transactional.id (another instance runs with our id). */
+bool tt_kafka_out_fenced(tt_kafka_out *o);
 
 /* Avro binary bodies (no framing) of the output records with the bundled
  * schemas, appended to out. */
