@@ -154,6 +154,18 @@ int tt_metrics_write_stage(tt_buf *out, tt_stage_live *live) {
         counter(out, "tokentally_events_skipped_replayed_total",
                 "Events re-read after a restart whose week was already final",
                 t->skipped_replayed);
+        counter(out, "tokentally_events_forwarded_total",
+                "Exactly-once: events sent whole to the merger because their "
+                "week may be closed",
+                t->forwarded);
+        counter(out, "tokentally_offset_gaps_total",
+                "Exactly-once: offset gaps in a partition re-read before "
+                "committing past them",
+                t->gaps);
+        gauge(out, "tokentally_merger",
+              "Exactly-once: 1 when this instance merges the partials (and "
+              "emits the rows)",
+              s.merger ? 1 : 0);
         tt_metrics_family(out, "tokentally_dead_letters_total", "counter",
                           "Messages sent to the dead-letter topic, by reason");
         for (int r = 1; r < TT_REASON__COUNT; r++) {

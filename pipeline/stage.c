@@ -131,6 +131,7 @@ struct tt_stage_live {
         pthread_mutex_t mu;
         stage *st;           /* the attached run, or NULL */
         tt_engine_stats eng; /* published with the workers paused */
+        bool merger;         /* exactly-once: this instance merges */
         int64_t watermark_ms;
         tt_stage_stats last; /* the last finished run */
         uint64_t last_late_queued;
@@ -552,6 +553,7 @@ static bool publish(stage *st) {
         pthread_mutex_lock(&l->mu);
         tt_engine_stats old = l->eng;
         l->eng = es;
+        l->merger = st->merger != NULL;
         l->watermark_ms = wm;
         pthread_mutex_unlock(&l->mu);
         if (es.weeks_closed > old.weeks_closed) {
@@ -1309,6 +1311,9 @@ void tt_stage_live_snapshot(tt_stage_live *l, tt_stage_snapshot *s) {
                             atomic_load_explicit(&w->accepted, r);
                         s->stats.skipped_replayed +=
                             atomic_load_explicit(&w->skipped, r);
+                        s->stats.forwarded +=
+                            atomic_load_explicit(&w->forwarded, r);
+                        s->stats.gaps += atomic_load_explicit(&w->gaps, r);
                         s->late_queued +=
                             atomic_load_explicit(&w->late_queued, r);
                         for (int k = 0; k < TT_REASON__COUNT; k++) {
@@ -1320,6 +1325,7 @@ void tt_stage_live_snapshot(tt_stage_live *l, tt_stage_snapshot *s) {
                 }
                 s->stats.engine = l->eng;
                 s->watermark_ms = l->watermark_ms;
+                s->merger = l->merger;
                 size_t assigned = 0;
                 for (int32_t p = 0; p < st->nparts; p++) {
                         ppart *pp = &st->parts[p];

@@ -130,6 +130,7 @@ typedef struct tt_stage_snapshot {
         int64_t watermark_ms; /* INT64_MIN until known */
         tt_hist_snap emit_latency, commit_latency;
         bool healthy, ready;
+        bool merger;      /* exactly-once: this instance is the merger */
         char reason[160]; /* why not healthy / not ready */
         const char *topic;
         /* Assigned partitions; caller-provided array of cap entries. */
