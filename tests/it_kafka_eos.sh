@@ -14,7 +14,7 @@
 #           survives or is restarted (the output says which)
 #   alo     the kill test with --guarantee at-least-once: duplicates are
 #           allowed, counted and printed; the latest rows are replay's
-# TT_EOS_CASES selects cases ("kill multi broker alo", the default: all);
+# TT_EOS_CASES selects cases ("kill multi broker late alo", the default: all);
 # TT_EOS_SCALE (2e-4: 1.2 M events), TT_EOS_RATE (events/s of gen while
 # streaming), TT_EOS_KILLS (10); TT_EOS_KEEP=1 keeps the stage logs;
 # TT_EOS_DRY=1 runs the exactly-once cases at-least-once and checks them so
@@ -28,7 +28,7 @@ K=${TT_KAFKA_DIR:-$B/kafka-eos}   # its own: ctest runs the it_kafka_* in parall
 PY=/usr/bin/python3
 BROKER="bash $SRC/tests/kafka/broker.sh"
 CHECK="$SRC/tests/kafka/eos_check.py"
-CASES=${TT_EOS_CASES:-kill multi broker alo}
+CASES=${TT_EOS_CASES:-kill multi broker late alo}
 SCALE=${TT_EOS_SCALE:-2e-4}
 RATE=${TT_EOS_RATE:-90000}
 # The kill cases stream slower, so that all ten kills land while events
@@ -196,6 +196,40 @@ kill_case() { # prefix guarantee
        "after $W_RECORD, first commit after $W_COMMIT): $(summary "$STAGE_LOG")"
 }
 
+# Events of weeks the merger has closed, produced once 2026-W13 is closed:
+# the fronts forward them whole, the merger revises 2026-W10 (REVISED rows
+# whose latest equal replay's recount with them) and dead-letters the
+# 2026-W01 one as too_late with its original bytes.
+late_case() {
+  local p=late n
+  topics $p
+  cp "$tmp/s.jsonl" "$tmp/late.jsonl"
+  gen_bg $p 0
+  gen_wait $p
+  stage $p $EO eos-l
+  for ((n = 0; n < 600; n++)); do
+    grep -q '"week closed","week":"2026-W13"' "$STAGE_LOG" && break
+    kill -0 "$STAGE_PID" 2>/dev/null || { tail -n 5 "$STAGE_LOG" >&2; die "late: the stage exited"; }
+    sleep 0.1
+  done
+  grep -q '"week closed","week":"2026-W13"' "$STAGE_LOG" || die "late: 2026-W13 did not close in 60 s"
+  $PY "$SRC/tests/kafka/late_events.py" "$KAFKA_BROKERS" $p.events "$SRC" \
+    "$tmp/late.jsonl" "$tmp/late.dlq.json" | sed 's/^/  /'
+  sleep 3 # a dozen transactions
+  kill -TERM "$STAGE_PID"
+  stage_wait "$STAGE_PID" "$STAGE_LOG" 60 || die "late: exit status after SIGTERM"
+  grep -q '"forwarded":4' "$STAGE_LOG" ||
+    die "late: not the 4 events forwarded: $(grep -o '"forwarded":[0-9]*' "$STAGE_LOG")"
+  note "late: $(summary "$STAGE_LOG")"
+  stage $p $EO eos-l --close-at-eof
+  stage_wait "$STAGE_PID" "$STAGE_LOG" 120 || die "late: the --close-at-eof run failed"
+  "$T" replay --out "$tmp/ref-late" "$tmp/late.jsonl" 2>&1 | sed 's/^/  /'
+  $PY "$SRC/tests/kafka/check_outputs.py" "$KAFKA_BROKERS" "$SRC" "$tmp/ref-late" \
+    --format avro --rollups $p.rollups --streaks $p.streaks --latest \
+    --dlq $p.dlq --expect-dlq "$tmp/late.dlq.json" | sed 's/^/  /'
+  [ "${PIPESTATUS[0]}" = 0 ] || die "late: outputs differ from replay's"
+}
+
 run_case() {
   local c=$1 t0=$SECONDS
   echo
@@ -207,6 +241,8 @@ run_case() {
     kill)
       kill_case kill $EO
       check kill --$EO || die "kill: eos_check --$EO" ;;
+    late)
+      late_case ;;
     alo)
       kill_case alo at-least-once
       check alo --at-least-once || die "alo: eos_check --at-least-once" ;;
@@ -292,7 +328,7 @@ run_case() {
       [ $rc -eq 0 ] || { tail -n 20 "$STAGE_LOG" >&2; die "$p: eos-b --close-at-eof exited $rc"; }
       note "$p: eos-b --close-at-eof done: $(summary "$STAGE_LOG")"
       check $p --$EO || die "$p: eos_check --$EO" ;;
-    *) die "unknown case $c (TT_EOS_CASES: kill multi broker alo)" ;;
+    *) die "unknown case $c (TT_EOS_CASES: kill multi broker late alo)" ;;
   esac
   note "== case $c done in $((SECONDS - t0)) s"
 }
