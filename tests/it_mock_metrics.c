@@ -109,9 +109,8 @@ static void setup(void) {
         rd_kafka_mock_topic_create(mc, "out.rollups", 1, 1);
         rd_kafka_mock_topic_create(mc, "out.streaks", 1, 1);
         rd_kafka_mock_topic_create(mc, "out.dlq", 1, 1);
-        map = tt_origin_map_parse(tt_default_origins_json,
-                                  strlen(tt_default_origins_json), err,
-                                  sizeof(err));
+        map = default_origins();
+        ck_assert_ptr_nonnull(map);
 }
 
 static void teardown(void) {

@@ -38,9 +38,8 @@ static void setup(void) {
         ck_assert_ptr_nonnull(mock_rk);
         mcluster = rd_kafka_handle_mock_cluster(mock_rk);
         bootstraps = rd_kafka_mock_cluster_bootstraps(mcluster);
-        map = tt_origin_map_parse(tt_default_origins_json,
-                                  strlen(tt_default_origins_json), err,
-                                  sizeof(err));
+        map = default_origins();
+        ck_assert_ptr_nonnull(map);
 }
 
 static void teardown(void) {

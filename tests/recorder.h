@@ -121,4 +121,13 @@ static inline tt_event mkev(const char *model, const char *origin, int64_t t,
         return ev;
 }
 
+/* The bundled origin map (schemas/origins.json); NULL if it fails to
+ * parse. */
+static inline tt_origin_map *default_origins(void) {
+        char err[256];
+        return tt_origin_map_parse(tt_default_origins_json,
+                                   strlen(tt_default_origins_json), err,
+                                   sizeof(err));
+}
+
 #endif

@@ -21,10 +21,7 @@
 static tt_origin_map *map;
 
 static void setup(void) {
-        char err[256];
-        map = tt_origin_map_parse(tt_default_origins_json,
-                                  strlen(tt_default_origins_json), err,
-                                  sizeof(err));
+        map = default_origins();
         ck_assert_ptr_nonnull(map);
 }
 
