@@ -690,6 +690,8 @@ static int mv_event(void *opaque, int32_t pid, int64_t off, const void *key,
 static void merger_apply(stage *st, const rd_kafka_message_t *m) {
         if (!st->merger)
                 return; /* fetched before a revoke */
+        if (st->merge_next >= 0 && m->offset < st->merge_next)
+                return; /* merged already: never twice */
         st->merge_next = m->offset + 1;
         const char *g = st->conf->group;
         size_t glen = strlen(g);
@@ -794,6 +796,10 @@ static void repair_gaps(stage *st) {
  * transaction after it. */
 static void eos_cycle(stage *st, int64_t now, bool final) {
         const tt_stage_conf *c = st->conf;
+        /* After a failure the transaction is gone (aborted or fatal): the
+         * stage is on its way out, to be rerun from the commits. */
+        if (!st->txn_open || atomic_load(&st->err))
+                return;
         char why[512];
         tt_partial_writer pw;
         tt_partial_cells_begin(&pw, &st->pbuf);
@@ -1010,6 +1016,71 @@ static void restore_watermarks(stage *st,
         }
 }
 
+/* Exactly-once: each newly assigned input partition starts exactly at its
+ * committed offset, which is also the first offset the front expects (so
+ * in_sequence() catches a fetch that starts elsewhere). A committed offset
+ * still covered by another instance's open transaction is "unstable" until
+ * that transaction ends (at most transaction.timeout.ms): wait for it, as
+ * counting from an older offset would count twice. c receives the
+ * committed offsets and their metadata. 0, or -1 (the stage fails and
+ * reruns). */
+static int eos_start_offsets(stage *st, rd_kafka_topic_partition_list_t *parts,
+                             rd_kafka_topic_partition_list_t *c) {
+        rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int attempt = 0; attempt < 60; attempt++) {
+                for (int i = 0; i < c->cnt; i++) {
+                        c->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+                        c->elems[i].err = 0;
+                }
+                err = rd_kafka_committed(st->rk, c, 10000);
+                bool unstable = false;
+                for (int i = 0; !err && i < c->cnt; i++)
+                        if (c->elems[i].err ==
+                            RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT)
+                                unstable = true;
+                        else if (c->elems[i].err)
+                                err = c->elems[i].err;
+                if (!err && !unstable)
+                        break;
+                if (!err)
+                        err = RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT;
+                TT_LOG(TT_LOG_INFO, "waiting for committed offsets",
+                       TT_KV_S("reason", rd_kafka_err2str(err)));
+                struct timespec ts = {0, 500 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+        if (err) {
+                st->retry = true;
+                fail(st, TT_ERR_RETRY, "committed offsets: %s",
+                     rd_kafka_err2str(err));
+                return -1;
+        }
+        for (int i = 0; i < c->cnt; i++) {
+                const rd_kafka_topic_partition_t *t = &c->elems[i];
+                rd_kafka_topic_partition_t *a =
+                    rd_kafka_topic_partition_list_find(parts, t->topic,
+                                                       t->partition);
+                if (a && is_partials(st, t) && t->offset >= 0) {
+                        /* The merger resumes after what it merged. */
+                        a->offset = t->offset;
+                        st->merge_next = t->offset;
+                        continue;
+                }
+                if (!a || is_partials(st, t) || t->partition < 0 ||
+                    t->partition >= st->nparts)
+                        continue;
+                if (t->offset >= 0) {
+                        a->offset = t->offset;
+                        st->parts[t->partition].next_offset = t->offset;
+                }
+                TT_LOG(TT_LOG_INFO, "partition starts",
+                       TT_KV_S("topic", t->topic),
+                       TT_KV_I("partition", t->partition),
+                       TT_KV_I("committed_offset", t->offset));
+        }
+        return 0;
+}
+
 static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         int64_t now = tt_wall_ms();
         for (int i = 0; i < parts->cnt; i++) {
@@ -1041,7 +1112,7 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         rd_kafka_topic_partition_list_t *c =
             rd_kafka_topic_partition_list_copy(parts);
         if (st->eos) {
-                if (!rd_kafka_committed(st->rk, c, 10000))
+                if (!eos_start_offsets(st, parts, c))
                         restore_watermarks(st, c, now);
         } else if (!rd_kafka_committed(st->rk, c, 10000)) {
                 for (int i = 0; i < c->cnt; i++) {
@@ -1066,12 +1137,16 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         rd_kafka_topic_partition_list_destroy(c);
         if (!st->first_assign_done &&
             (st->conf->from_beginning || st->conf->has_from_timestamp)) {
-                for (int i = 0; i < parts->cnt; i++)
-                        if (!is_partials(st, &parts->elems[i]))
-                                parts->elems[i].offset =
-                                    st->conf->from_beginning
+                for (int i = 0; i < parts->cnt; i++) {
+                        rd_kafka_topic_partition_t *t = &parts->elems[i];
+                        if (is_partials(st, t))
+                                continue;
+                        t->offset = st->conf->from_beginning
                                         ? RD_KAFKA_OFFSET_BEGINNING
                                         : st->conf->from_timestamp;
+                        if (t->partition >= 0 && t->partition < st->nparts)
+                                st->parts[t->partition].next_offset = -1;
+                }
                 if (st->conf->has_from_timestamp && !st->conf->from_beginning)
                         rd_kafka_offsets_for_times(st->rk, parts, 10000);
         }
