@@ -14,7 +14,7 @@
 #           survives or is restarted (the output says which)
 #   alo     the kill test with --guarantee at-least-once: duplicates are
 #           allowed, counted and printed; the latest rows are replay's
-# TT_EOS_CASES selects cases ("kill multi broker late alo", the default: all);
+# TT_EOS_CASES selects cases ("kill multi broker late upstream alo", the default: all);
 # TT_EOS_SCALE (2e-4: 1.2 M events), TT_EOS_RATE (events/s of gen while
 # streaming), TT_EOS_KILLS (10); TT_EOS_KEEP=1 keeps the stage logs;
 # TT_EOS_DRY=1 runs the exactly-once cases at-least-once and checks them so
@@ -28,7 +28,7 @@ K=${TT_KAFKA_DIR:-$B/kafka-eos}   # its own: ctest runs the it_kafka_* in parall
 PY=/usr/bin/python3
 BROKER="bash $SRC/tests/kafka/broker.sh"
 CHECK="$SRC/tests/kafka/eos_check.py"
-CASES=${TT_EOS_CASES:-kill multi broker late alo}
+CASES=${TT_EOS_CASES:-kill multi broker late upstream alo}
 SCALE=${TT_EOS_SCALE:-2e-4}
 RATE=${TT_EOS_RATE:-90000}
 # The kill cases stream slower, so that all ten kills land while events
@@ -230,6 +230,23 @@ late_case() {
   [ "${PIPESTATUS[0]}" = 0 ] || die "late: outputs differ from replay's"
 }
 
+# Input written by a transactional producer: control markers and an
+# aborted transaction leave gaps in the offsets; every committed event
+# counts once and the stage does not stall on them.
+upstream_case() {
+  local p=upstream
+  $BROKER create-topic "$K" "$p.events" 2 2>/dev/null
+  $BROKER create-topic "$K" "$p.rollups" 1 2>/dev/null
+  $BROKER create-topic "$K" "$p.streaks" 1 2>/dev/null
+  $BROKER create-topic "$K" "$p.dlq" 1 2>/dev/null
+  $PY "$SRC/tests/kafka/txn_upstream.py" "$KAFKA_BROKERS" $p.events | sed 's/^/  /'
+  stage $p $EO eos-u --input-format json --close-at-eof
+  stage_wait "$STAGE_PID" "$STAGE_LOG" 120 || die "upstream: the stage failed"
+  note "upstream: $(summary "$STAGE_LOG")"
+  summary "$STAGE_LOG" | grep -q "run: 1000 messages, 1000 accepted, 0 dead letters" ||
+    die "upstream: not exactly the 1,000 committed events"
+}
+
 run_case() {
   local c=$1 t0=$SECONDS
   echo
@@ -243,6 +260,8 @@ run_case() {
       check kill --$EO || die "kill: eos_check --$EO" ;;
     late)
       late_case ;;
+    upstream)
+      upstream_case ;;
     alo)
       kill_case alo at-least-once
       check alo --at-least-once || die "alo: eos_check --at-least-once" ;;
@@ -328,7 +347,7 @@ run_case() {
       [ $rc -eq 0 ] || { tail -n 20 "$STAGE_LOG" >&2; die "$p: eos-b --close-at-eof exited $rc"; }
       note "$p: eos-b --close-at-eof done: $(summary "$STAGE_LOG")"
       check $p --$EO || die "$p: eos_check --$EO" ;;
-    *) die "unknown case $c (TT_EOS_CASES: kill multi broker late alo)" ;;
+    *) die "unknown case $c (TT_EOS_CASES: kill multi broker late upstream alo)" ;;
   esac
   note "== case $c done in $((SECONDS - t0)) s"
 }
