@@ -102,6 +102,7 @@ int tt_cmd_run(int argc, char **argv) {
         memset(&su, 0, sizeof(su));
         tt_kafka_out *out = NULL;
         tt_registry *reg = NULL;
+        bool abandon = false;
         tt_stage_conf sc;
         if (tt_opts_npos(o)) {
                 TT_LOG(TT_LOG_ERROR, "unexpected argument",
@@ -190,7 +191,7 @@ int tt_cmd_run(int argc, char **argv) {
                        "transaction aborted; resuming from the "
                        "last commit",
                        TT_KV_S("reason", errstr), TT_KV_I("attempt", attempt));
-                tt_kafka_out_destroy(out);
+                tt_kafka_out_abandon(out);
                 out = NULL;
                 struct timespec ts = {1, 0};
                 nanosleep(&ts, NULL);
@@ -218,6 +219,7 @@ int tt_cmd_run(int argc, char **argv) {
                TT_KV_I("commits", st.commits),
                TT_KV_I("forwarded", st.forwarded), TT_KV_I("gaps", st.gaps),
                TT_KV_I("duplicates", st.duplicates));
+        abandon = err == TT_ERR_RETRY;
         if (err == TT_ERR_RETRY && stop_flag) {
                 /* Asked to stop while the last transaction failed: nothing
                  * of it is visible, the next run redoes it. Still a clean
@@ -238,7 +240,10 @@ done:
         /* The server goes first: it reads live. */
         tt_metrics_server_destroy(ms);
         tt_stage_live_destroy(live);
-        tt_kafka_out_destroy(out);
+        if (abandon)
+                tt_kafka_out_abandon(out);
+        else
+                tt_kafka_out_destroy(out);
         tt_registry_destroy(reg);
         tt_setup_free(&su);
         tt_opts_destroy(o);

@@ -237,6 +237,14 @@ tt_kafka_out *tt_kafka_out_new(const tt_kafka_out_conf *c, char *errstr,
         return o;
 }
 
+void tt_kafka_out_abandon(tt_kafka_out *o) {
+        if (!o)
+                return;
+        rd_kafka_purge(o->rk,
+                       RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        free_out(o);
+}
+
 void tt_kafka_out_destroy(tt_kafka_out *o) {
         if (!o)
                 return;
@@ -550,12 +558,10 @@ int tt_kafka_out_txn_commit(tt_kafka_out *o,
                 return TT_ERR_OK;
         }
 failed:
-        if (err == TT_ERR_RETRY) {
-                /* Best effort: a fatal producer cannot abort, and the next
-                 * producer's init_transactions aborts it anyway. */
-                char why[256];
-                tt_kafka_out_txn_abort(o, why, sizeof(why));
-        }
+        /* No abort here: it can block for long on a producer in a failed
+         * state (it hung a stage inside a rebalance callback), and the
+         * caller's next producer, with the same transactional.id, aborts
+         * this transaction when it initialises. */
         return err;
 }
 

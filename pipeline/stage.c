@@ -121,6 +121,7 @@ typedef struct stage {
         bool eof_committed; /* every own partition's end went out */
         bool txn_open;
         int64_t unassigned_since;
+        volatile sig_atomic_t *stop; /* the caller's stop request */
 } stage;
 
 /* A single writer's counter: a relaxed load and store (no locked add), so
@@ -374,7 +375,11 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
         if (m->partition < 0 || m->partition >= st->nparts)
                 return;
         ppart *pp = &st->parts[m->partition];
-        if (st->eos && !in_sequence(w, pp, m))
+        /* Exactly-once: a message of a partition revoked meanwhile belongs
+         * to its new owner, which starts at our committed offset. */
+        if (st->eos &&
+            (!atomic_load_explicit(&pp->assigned, memory_order_relaxed) ||
+             !in_sequence(w, pp, m)))
                 return;
         if (m->err) {
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
@@ -1055,12 +1060,15 @@ static void restore_watermarks(stage *st,
 static int eos_start_offsets(stage *st, rd_kafka_topic_partition_list_t *parts,
                              rd_kafka_topic_partition_list_t *c) {
         rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR_NO_ERROR;
-        for (int attempt = 0; attempt < 60; attempt++) {
+        /* librdkafka retries an unstable fetch itself until the timeout:
+         * short calls, so that a stop request is seen, for up to 24 s
+         * (a dead instance's transaction ends within 15 s). */
+        for (int attempt = 0; attempt < 12 && !*st->stop; attempt++) {
                 for (int i = 0; i < c->cnt; i++) {
                         c->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
                         c->elems[i].err = 0;
                 }
-                err = rd_kafka_committed(st->rk, c, 10000);
+                err = rd_kafka_committed(st->rk, c, 2000);
                 bool unstable = false;
                 for (int i = 0; !err && i < c->cnt; i++)
                         if (c->elems[i].err ==
@@ -1074,9 +1082,9 @@ static int eos_start_offsets(stage *st, rd_kafka_topic_partition_list_t *parts,
                         err = RD_KAFKA_RESP_ERR_UNSTABLE_OFFSET_COMMIT;
                 TT_LOG(TT_LOG_INFO, "waiting for committed offsets",
                        TT_KV_S("reason", rd_kafka_err2str(err)));
-                struct timespec ts = {0, 500 * 1000 * 1000};
-                nanosleep(&ts, NULL);
         }
+        if (!err && *st->stop)
+                err = RD_KAFKA_RESP_ERR__TIMED_OUT;
         if (err) {
                 st->retry = true;
                 fail(st, TT_ERR_RETRY, "committed offsets: %s",
@@ -1208,6 +1216,14 @@ static void on_revoke(stage *st, rd_kafka_topic_partition_list_t *parts) {
                 if (p < 0 || p >= st->nparts)
                         continue;
                 st->parts[p].assigned = false;
+                /* Undo the forwarding of on_assign (librdkafka's advice for
+                 * forwarded partition queues: unforward on revoke). */
+                rd_kafka_queue_t *pq = rd_kafka_queue_get_partition(
+                    st->rk, parts->elems[i].topic, p);
+                if (pq) {
+                        rd_kafka_queue_forward(pq, NULL);
+                        rd_kafka_queue_destroy(pq);
+                }
                 /* The front never closes weeks (the merger does), so its
                  * partitions stay registered: removing one would let it
                  * advance its watermark. */
@@ -1490,6 +1506,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
         pthread_cond_init(&st.cv, NULL);
         st.sink = (tt_sink){sink_rollup, sink_streak};
         st.eos = conf->exactly_once;
+        st.stop = stop;
         atomic_init(&st.fwd_bound, INT64_MIN);
         st.merge_next = -1;
         st.last_prov = st.unassigned_since = tt_wall_ms();

@@ -55,6 +55,9 @@ tt_kafka_out *tt_kafka_out_new(const tt_kafka_out_conf *conf, char *errstr,
                                size_t errsize);
 /* Flushes (up to 30 s) and frees; NULL is fine. */
 void tt_kafka_out_destroy(tt_kafka_out *o);
+/* Frees without delivering what is queued (a failed transaction's
+ * records, which no read_committed reader will see); NULL is fine. */
+void tt_kafka_out_abandon(tt_kafka_out *o);
 
 /* Encode and produce one record. TT_ERR_OK once librdkafka has it queued
  * (queue full: waits, serving delivery reports, until there is room);
