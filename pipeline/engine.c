@@ -124,7 +124,7 @@ void tt_engine_destroy(tt_engine *e) {
 
 /* ---- views ---------------------------------------------------------- */
 
-static tt_weekview *view_find(const tt_engine *e, int32_t w) {
+tt_weekview *tt_engine_view_find_(const tt_engine *e, int32_t w) {
         for (size_t i = 0; i < e->nviews; i++)
                 if (e->views[i]->week == w)
                         return e->views[i];
@@ -132,7 +132,7 @@ static tt_weekview *view_find(const tt_engine *e, int32_t w) {
 }
 
 tt_weekview *tt_engine_view_get_(tt_engine *e, int32_t w) {
-        tt_weekview *wv = view_find(e, w);
+        tt_weekview *wv = tt_engine_view_find_(e, w);
         if (wv)
                 return wv;
         if (e->nviews == e->capviews) {
@@ -157,7 +157,7 @@ tt_weekview *tt_engine_view_get_(tt_engine *e, int32_t w) {
 
 /* The view of the week before wv, if that week is known and had events. */
 static const tt_weekview *view_prev(const tt_engine *e, const tt_weekview *wv) {
-        const tt_weekview *p = view_find(e, wv->week - 1);
+        const tt_weekview *p = tt_engine_view_find_(e, wv->week - 1);
         return p && tt_weekview_has_events(p) ? p : NULL;
 }
 
@@ -342,7 +342,7 @@ static int flush_revisions(tt_engine *e) {
                         from = wv->week;
                 if ((err = derive_emit(e, wv, TT_EMIT_REVISED)))
                         return err;
-                tt_weekview *next = view_find(e, wv->week + 1);
+                tt_weekview *next = tt_engine_view_find_(e, wv->week + 1);
                 if (next && next->week <= e->closed_through && !next->dirty &&
                     (err = derive_emit(e, next, TT_EMIT_REVISED)))
                         return err;

@@ -75,6 +75,8 @@ struct tt_engine {
         int64_t now;
 };
 
+/* The view of week w, or NULL. */
+tt_weekview *tt_engine_view_find_(const tt_engine *e, int32_t w);
 /* The view of week w, created empty when missing (views stay sorted). */
 tt_weekview *tt_engine_view_get_(tt_engine *e, int32_t w);
 

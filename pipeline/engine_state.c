@@ -68,8 +68,7 @@ static int save_cells(tt_buf *b, const tt_shard *s, int32_t w, bool models) {
         tt_shard_visit(s, w, &v, &x);
         if (x.err)
                 return x.err;
-        for (int i = 0; i < 4; i++)
-                b->data[at + i] = (uint8_t)(x.n >> (8 * i));
+        tt_patch_u32(b, at, x.n);
         return TT_ERR_OK;
 }
 
@@ -113,13 +112,6 @@ static int save_view(tt_buf *b, const tt_engine *e, const tt_weekview *wv) {
         return err;
 }
 
-static const tt_weekview *find_view(const tt_engine *e, int32_t w) {
-        for (size_t i = 0; i < e->nviews; i++)
-                if (e->views[i]->week == w)
-                        return e->views[i];
-        return NULL;
-}
-
 static bool shard_has(const tt_shard *s, int32_t w) {
         for (size_t k = 0; k < tt_shard_weeks(s); k++)
                 if (tt_shard_week_at(s, k) == w)
@@ -129,7 +121,7 @@ static bool shard_has(const tt_shard *s, int32_t w) {
 
 static int save_week(tt_engine *e, tt_buf *b, int32_t w) {
         const tt_shard *s = e->shards[0];
-        const tt_weekview *wv = find_view(e, w);
+        const tt_weekview *wv = tt_engine_view_find_(e, w);
         tt_buf_reset(b);
         int err = tt_put_u8(b, 'W');
         err = err ? err : tt_put_u8(b, 1);

@@ -5,11 +5,6 @@
 #include "tokentally/err.h"
 #include "tokentally/wire.h"
 
-static void patch_u32(tt_buf *b, size_t at, uint32_t v) {
-        for (int i = 0; i < 4; i++)
-                b->data[at + i] = (uint8_t)(v >> (8 * i));
-}
-
 void tt_partial_cells_begin(tt_partial_writer *w, tt_buf *b) {
         w->b = b;
         w->nrep = w->ncell = 0;
@@ -61,8 +56,8 @@ void tt_partial_origin(tt_partial_writer *w, int32_t week, tt_origin o,
 int tt_partial_cells_end(tt_partial_writer *w) {
         if (w->err)
                 return w->err;
-        patch_u32(w->b, w->nrep_at, w->nrep);
-        patch_u32(w->b, w->ncell_at, w->ncell);
+        tt_patch_u32(w->b, w->nrep_at, w->nrep);
+        tt_patch_u32(w->b, w->ncell_at, w->ncell);
         return TT_ERR_OK;
 }
 

@@ -837,6 +837,10 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
         tt_partial_writer pw;
         tt_partial_cells_begin(&pw, &st->pbuf);
         bool any = false, all_eof = true;
+        /* One pass: each owned partition's report, and its offset (with
+         * its watermark as metadata) for this transaction's commit. */
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(16);
         for (int32_t p = 0; p < st->nparts; p++) {
                 ppart *pp = &st->parts[p];
                 if (!pp->assigned)
@@ -850,6 +854,18 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                 tt_partial_report(&pw, p, mt,
                                   (idle ? TT_PARTIAL_IDLE : 0) |
                                       (eof ? TT_PARTIAL_EOF : 0));
+                if (pp->next_offset < 0)
+                        continue;
+                rd_kafka_topic_partition_t *t =
+                    rd_kafka_topic_partition_list_add(l, c->topic, p);
+                t->offset = pp->next_offset;
+                if (mt != INT64_MIN) {
+                        char meta[64];
+                        snprintf(meta, sizeof(meta), META_WM_PREFIX "%" PRId64,
+                                 mt);
+                        t->metadata = strdup(meta);
+                        t->metadata_size = strlen(meta);
+                }
         }
         tt_partial_cells_mid(&pw);
         static const tt_engine_cells_visitor dv = {dv_model, dv_origin};
@@ -861,6 +877,7 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                                        st->pbuf.len);
         if (err) {
                 fail(st, err, "partial record: %s", tt_err2str(err));
+                rd_kafka_topic_partition_list_destroy(l);
                 return;
         }
         if (st->merger) {
@@ -880,10 +897,12 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                 if (tt_engine_error(me)) {
                         fail(st, tt_engine_error(me), "engine: %s",
                              tt_err2str(tt_engine_error(me)));
+                        rd_kafka_topic_partition_list_destroy(l);
                         return;
                 }
                 if ((err = tt_merger_checkpoint(st->merger, put_state, st))) {
                         fail(st, err, "state checkpoint: %s", tt_err2str(err));
+                        rd_kafka_topic_partition_list_destroy(l);
                         return;
                 }
                 if (publish(st))
@@ -892,26 +911,6 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                 publish(st);
         }
         update_bound(st, now);
-        rd_kafka_topic_partition_list_t *l =
-            rd_kafka_topic_partition_list_new(16);
-        for (int32_t p = 0; p < st->nparts; p++) {
-                ppart *pp = &st->parts[p];
-                if (!pp->assigned || pp->next_offset < 0)
-                        continue;
-                rd_kafka_topic_partition_t *t =
-                    rd_kafka_topic_partition_list_add(l, c->topic, p);
-                t->offset = pp->next_offset;
-                int64_t mt;
-                bool idle;
-                tt_engine_partition_state(st->e, p, now, &mt, &idle);
-                if (mt != INT64_MIN) {
-                        char meta[64];
-                        snprintf(meta, sizeof(meta), META_WM_PREFIX "%" PRId64,
-                                 mt);
-                        t->metadata = strdup(meta);
-                        t->metadata_size = strlen(meta);
-                }
-        }
         if (st->merger && st->merge_next >= 0)
                 rd_kafka_topic_partition_list_add(l, st->partials, 0)->offset =
                     st->merge_next;

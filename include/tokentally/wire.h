@@ -35,6 +35,11 @@ static inline int tt_put_f64(tt_buf *b, double v) {
         memcpy(&u, &v, 8);
         return tt_put_u64(b, u);
 }
+/* Overwrites the u32 at byte at (a count written as a placeholder). */
+static inline void tt_patch_u32(tt_buf *b, size_t at, uint32_t v) {
+        for (int i = 0; i < 4; i++)
+                b->data[at + i] = (uint8_t)(v >> (8 * i));
+}
 /* Length-prefixed bytes (u32 length). */
 static inline int tt_put_bytes(tt_buf *b, const void *p, size_t n) {
         int err = tt_put_u32(b, (uint32_t)n);
