@@ -6,7 +6,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       librdkafka-dev libavro-dev libjemalloc-dev check libsubunit-dev
-      libdeflate-dev libsnappy-dev zlib1g-dev libmicrohttpd-dev
+      libdeflate-dev libsnappy-dev zlib1g-dev
       libcurl4-openssl-dev)
 if [ "${1:-}" != --build ]; then
   # prometheus: promtool checks the /metrics page (tests/it_mock_metrics.c).
