@@ -94,6 +94,10 @@ typedef struct tt_stage_stats {
         uint64_t gaps;             /* offset gaps re-read (see stage.c) */
         uint64_t duplicates;       /* messages below the expected offset */
         uint64_t commits;
+        /* Exactly-once: corrupt internal records (partials refused by
+         * tt_partial_check, committed offset metadata refused by
+         * tt_offset_meta_*) logged and skipped, never applied. */
+        uint64_t internal_rejected;
         tt_engine_stats engine;
         double seconds;
 } tt_stage_stats;
