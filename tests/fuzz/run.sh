@@ -11,6 +11,8 @@
 #                tests/fuzz/corpus/<name> (the small corpus kept in git)
 #   HARNESS      json_event avro_event ... (default: every fuzz_*.c)
 #
+# FUZZ_BUILD_DIR (default build-fuzz) is the build folder, so that a long
+# run and the short step of tests/run.sh can run side by side.
 # Each harness starts from tests/fuzz/corpus/<name> plus
 # tests/fuzz/regressions/<name> and grows a working corpus under
 # build-fuzz/corpus/<name>. A crash, leak or sanitizer report stops that
@@ -21,6 +23,7 @@
 # corpus size, result).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+B=${FUZZ_BUILD_DIR:-build-fuzz}
 seconds=15
 merge=0
 names=()
@@ -52,11 +55,11 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 bash tests/install-deps.sh --build
-CC=clang-14 cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+CC=clang-14 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTT_FUZZ=ON >/dev/null
-mkdir -p build-fuzz/logs
-if ! nice -n 15 cmake --build build-fuzz -j "$(nproc)" >build-fuzz/logs/build.log 2>&1; then
-  tail -30 build-fuzz/logs/build.log >&2
+mkdir -p $B/logs
+if ! nice -n 15 cmake --build "$B" -j "$(nproc)" >$B/logs/build.log 2>&1; then
+  tail -30 $B/logs/build.log >&2
   exit 1
 fi
 
@@ -64,15 +67,15 @@ export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 failed=()
 for n in "${names[@]}"; do
-  bin=build-fuzz/fuzz_$n
-  work=build-fuzz/corpus/$n
+  bin=$B/fuzz_$n
+  work=$B/corpus/$n
   seeds=tests/fuzz/corpus/$n
   regress=tests/fuzz/regressions/$n
-  crashes=build-fuzz/crashes/$n
+  crashes=$B/crashes/$n
   mkdir -p "$work" "$crashes"
   cp -n "$seeds"/* "$work"/ 2>/dev/null || true
   [ -d "$regress" ] && cp -n "$regress"/* "$work"/ 2>/dev/null || true
-  log=build-fuzz/logs/$n.log
+  log=$B/logs/$n.log
   rc=0
   # -jobs=1 -workers=1: one process, one core. -timeout: an input that
   # takes 10 s is a hang worth keeping.
@@ -94,7 +97,7 @@ for n in "${names[@]}"; do
     tail -40 "$log" >&2
   fi
   printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$n" "$seconds" \
-    "${execs:-0}" "${cov:-0}" "${ft:-0}" "${corp:-0}" "$result" >>build-fuzz/logs/summary.tsv
+    "${execs:-0}" "${cov:-0}" "${ft:-0}" "${corp:-0}" "$result" >>$B/logs/summary.tsv
   echo "fuzz $n: ${seconds}s, ${execs:-0} executions, cov ${cov:-0}, ft ${ft:-0}, corpus ${corp:-0}: $result"
   if ((merge)) && [ $result = ok ]; then
     tmp=$(mktemp -d)
