@@ -384,7 +384,8 @@ static bool read_more(file *f, batch *b) {
 static int cut_jsonl(file *f, batch *b, size_t max) {
         int err;
         while (f->skipping) {
-                const uint8_t *nl = memchr(b->in.data, '\n', b->in.len);
+                const uint8_t *nl =
+                    b->in.len ? memchr(b->in.data, '\n', b->in.len) : NULL;
                 if (nl) {
                         size_t drop = (size_t)(nl - b->in.data) + 1;
                         memmove(b->in.data, nl + 1, b->in.len - drop);
@@ -408,7 +409,8 @@ static int cut_jsonl(file *f, batch *b, size_t max) {
                 while (b->in.len < want && !f->eof)
                         if (!read_more(f, b))
                                 return TT_ERR_IO;
-                const uint8_t *nl = memrchr(b->in.data, '\n', b->in.len);
+                const uint8_t *nl =
+                    b->in.len ? memrchr(b->in.data, '\n', b->in.len) : NULL;
                 if (nl && !f->eof) {
                         size_t keep = (size_t)(nl - b->in.data) + 1;
                         err =
