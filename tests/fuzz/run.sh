@@ -22,7 +22,9 @@
 # build-fuzz/logs/summary.tsv (harness, seconds, executions, cov, ft,
 # corpus size, result).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
+# The repository's top (the script may run from a copy inside it, so that
+# editing it does not disturb a long run reading it).
+cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)"
 B=${FUZZ_BUILD_DIR:-build-fuzz}
 seconds=15
 merge=0
@@ -100,9 +102,13 @@ for n in "${names[@]}"; do
     "${execs:-0}" "${cov:-0}" "${ft:-0}" "${corp:-0}" "$result" >>$B/logs/summary.tsv
   echo "fuzz $n: ${seconds}s, ${execs:-0} executions, cov ${cov:-0}, ft ${ft:-0}, corpus ${corp:-0}: $result"
   if ((merge)) && [ $result = ok ]; then
+    # Minimised into a fresh folder; the kept corpus is replaced only
+    # when that worked and kept something.
     tmp=$(mktemp -d)
-    nice -n 15 "$bin" -merge=1 "$tmp" "$work" >>"$log" 2>&1
-    rm -rf "$seeds" && mkdir -p "$seeds" && cp "$tmp"/* "$seeds"/
+    if nice -n 15 "$bin" -merge=1 "$tmp" "$seeds" "$work" >>"$log" 2>&1 &&
+      [ -n "$(ls -A "$tmp")" ]; then
+      rm -rf "$seeds" && mkdir -p "$seeds" && cp "$tmp"/* "$seeds"/
+    fi
     rm -rf "$tmp"
   fi
 done
