@@ -41,8 +41,9 @@ static inline void tt_cell_add(tt_cell *c, const tt_event *ev,
  * 170,000 times the headline's platform week. Two counts at most this big
  * add up without int64 overflow, so merges check against it
  * (tt_cell_merge_ok) and are refused past it (TT_ERR_RANGE) instead of
- * wrapping. One event adds at most TT_MAX_TOKENS_PER_REQUEST, so per-event
- * adds cannot reach INT64_MAX between two checked merges. */
+ * wrapping. Per-event adds (tt_cell_add) stay unchecked on the hot path:
+ * an event adds at most TT_MAX_TOKENS_PER_REQUEST, so a cell goes from
+ * 2^62 to INT64_MAX only after 4.6e11 such events between two merges. */
 #define TT_COUNT_MAX (INT64_C(1) << 62)
 
 /* True when every field of b is in [0, TT_COUNT_MAX] and a + b stays
