@@ -6,7 +6,8 @@ test). Run once after a format changes; the kept corpus is then grown and
 minimised by tests/fuzz/run.sh --long.
 
     python3 tests/fuzz/seeds.py [BINARY]   (BINARY: build/tokentally, for OCF
-                                            files written by gen)"""
+                                            files written by gen)
+    python3 tests/fuzz/seeds.py --only-state   (the changelog seeds alone)"""
 import gzip
 import json
 import os
@@ -108,12 +109,13 @@ def state():
     view = (u8(0) + u32(3) +
             row(0, u32(0), cn) + row(1, u32(origin("CN")), cn) +
             row(2, byts("deepseek/deepseek-chat-v3"), cn) +
-            u32(3) +
+            u32(3) +  # the default rules: leader:origin, leader:model, leader:origin:CN,US
+            u8(1) + u8(0) + u8(1) + byts("CN") + i64(1500) + u32(1) +
+            u8(0) + u8(0) + i64(0) + u8(0) + f64(0) +
             u8(1) + u8(0) + u8(1) + byts("deepseek/deepseek-chat-v3") + i64(1500) + u32(1) +
             u8(0) + u8(0) + i64(0) + u8(0) + f64(0) +
             u8(1) + u8(1) + u8(1) + byts("CN") + i64(1500) + u32(2) +
-            u8(1) + byts("US") + u8(1) + byts("US") + i64(15) + u8(1) + f64(9900.0) +
-            u8(0))
+            u8(1) + byts("US") + u8(1) + byts("US") + i64(15) + u8(1) + f64(9900.0))
     closed = (b"W" + u8(1) + u32(w - 1) + u32(0) + u32(0) + u8(1) + view)
     open_week = (b"W" + u8(1) + u32(w) + u32(1) + byts("openai/gpt-5") +
                  cell(15, 10, 1, W14 + 60000, "US") + u32(1) + u32(origin("US")) +
@@ -165,4 +167,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--only-state"]:  # one harness's seeds
+        state()
+    else:
+        main()
