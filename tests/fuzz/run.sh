@@ -44,19 +44,8 @@ if ((${#names[@]} == 0)); then
   done
 fi
 
-# clang 14 and its libFuzzer runtime (Debian bookworm: clang-14,
-# libclang-rt-14-dev), only when missing.
-missing=()
-for p in clang-14 libclang-rt-14-dev; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
-    missing+=("$p")
-done
-if ((${#missing[@]})); then
-  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
-bash tests/install-deps.sh --build
+# clang 14 and its libFuzzer runtime, only when missing.
+bash tests/install-deps.sh --fuzz
 CC=clang-14 cmake -S . -B "$B" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DTT_FUZZ=ON >/dev/null
 mkdir -p $B/logs
