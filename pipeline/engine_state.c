@@ -306,7 +306,11 @@ static int load_meta(tt_engine *e, tt_rd *r) {
                         e->nparts = pid + 1;
                 atomic_store(&p->max_time, max_time);
                 p->reported_idle = flags & 1;
-                p->reported_eof = flags & 2;
+                /* Not restored: "at its end" is a fact of the run that
+                 * reported it. A restored end let a --close-at-eof merger
+                 * close everything before this run's counts arrived and
+                 * leave with them unmerged (issue 9, defect 2). */
+                p->reported_eof = false;
         }
         return TT_ERR_OK;
 }

@@ -257,8 +257,9 @@ out:
 
 tt_merger *tt_merger_new(const tt_merger_conf *c, const tt_sink *sink,
                          void *opaque, int32_t npartitions, uint64_t *restored,
-                         char *errstr, size_t errsize) {
+                         char *errstr, size_t errsize, int *errp) {
         *restored = 0;
+        *errp = TT_ERR_NOMEM;
         tt_merger *m = tt_calloc(1, sizeof(*m));
         if (!m || !(m->group = tt_malloc(strlen(c->group) + 1))) {
                 tt_free(m);
@@ -273,7 +274,7 @@ tt_merger *tt_merger_new(const tt_merger_conf *c, const tt_sink *sink,
         if (!(m->e = tt_engine_new(&ec, sink, opaque, errstr, errsize)))
                 goto fail;
         latest_set s = {0};
-        if (read_state(c, &s, restored, errstr, errsize)) {
+        if ((*errp = read_state(c, &s, restored, errstr, errsize))) {
                 latest_free(&s);
                 goto fail;
         }
@@ -281,8 +282,8 @@ tt_merger *tt_merger_new(const tt_merger_conf *c, const tt_sink *sink,
         for (size_t i = 0; i < s.n; i++) {
                 if (s.v[i].tomb)
                         continue;
-                if (tt_engine_load(m->e, s.v[i].val.data, s.v[i].val.len,
-                                   errstr, errsize)) {
+                if ((*errp = tt_engine_load(m->e, s.v[i].val.data,
+                                            s.v[i].val.len, errstr, errsize))) {
                         latest_free(&s);
                         goto fail;
                 }
@@ -296,9 +297,11 @@ tt_merger *tt_merger_new(const tt_merger_conf *c, const tt_sink *sink,
         (void)had_meta;
         /* What was restored counts as written. */
         if (checkpoint(m, NULL, NULL, true)) {
+                *errp = TT_ERR_NOMEM;
                 snprintf(errstr, errsize, "out of memory");
                 goto fail;
         }
+        *errp = TT_ERR_OK;
         return m;
 fail:
         tt_merger_destroy(m);

@@ -67,7 +67,8 @@ const tt_opt_def tt_opt_defs[] = {
      "Avro schemas are registered under <topic>-value (BACKWARD) and "
      "framed with its ids; run reads input writer schemas by id"},
     {"from-timestamp", 0, TT_OPT_INT, NULL, NULL, 0, 9.2e18, R,
-     "start a new group at this event timestamp (epoch ms)"},
+     "start a new group at the first message whose Kafka message "
+     "timestamp is at or after this (epoch ms)"},
     {"from-beginning", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, R | T,
      "run: reset the group to the earliest offsets; tail: read the topic "
      "from its earliest offsets (default: new records only)"},

@@ -34,6 +34,8 @@
 #define TRACKED_WEEKS 32
 #define DETAIL_MAX 200
 #define META_PREFIX "tokentally:v1:oldest="
+/* ...followed by ";end=<offset>": where that commit's reading ended. */
+#define META_END ";end="
 /* Exactly-once: the partition's watermark, committed with its offset. */
 #define META_WM_PREFIX "tokentally:v2:wm="
 
@@ -51,6 +53,11 @@ typedef struct ppart {
         _Atomic bool eof;                /* (w) at the end of the partition */
         wkoff weeks[TRACKED_WEEKS];      /* (w) */
         int nweeks;                      /* (w) */
+        /* At-least-once, after a restart: the offset where the last
+         * committed run had read to (-1: unknown). Below it, an event of a
+         * week already final was counted then; from it on, such an event is
+         * new and too old: a dead letter too_late, never dropped. */
+        int64_t replay_end;
         /* Exactly-once gap repair: the offset a worker asks the
          * coordinator to seek back to (-1: none), and the last offset the
          * coordinator did seek to. */
@@ -109,9 +116,13 @@ typedef struct stage {
          * counts reach it: events of weeks closing at or before it are
          * forwarded whole (see update_bound()). */
         _Atomic int64_t fwd_bound;
-        tt_merger *merger;            /* while we own the partials partition */
-        int64_t merge_next;           /* next partials offset to apply */
-        bool merger_done;             /* --close-at-eof: closed everything */
+        tt_merger *merger;  /* while we own the partials partition */
+        int64_t merge_next; /* next partials offset to apply */
+        /* Partial records below this offset were written before this
+         * merger started: their end-of-partition flags are stale. */
+        int64_t eof_from;
+        bool fresh;       /* the record being applied is at or past eof_from */
+        bool merger_done; /* --close-at-eof: closed everything */
         tt_engine_stats merger_stats; /* of the last merger we held */
         bool have_merger_stats;
         tt_json_dec *mjd; /* decodes forwarded events */
@@ -119,8 +130,16 @@ typedef struct stage {
         int64_t last_prov;
         bool retry; /* a transaction was aborted: rerun from the commits */
         bool eof_committed; /* every own partition's end went out */
+        /* --close-at-eof: the offset of our partial record that first
+         * reported every own partition at its end (-1: none yet). We may
+         * leave only once the merger has applied it. */
+        int64_t eof_mark;
+        int64_t merge_committed; /* merger: partials offset committed */
+        int64_t applied_seen;    /* the group's partials offset, last read */
+        int64_t applied_since;   /* when applied_seen last moved */
         bool txn_open;
         int64_t unassigned_since;
+        bool closed;                 /* --close-at-eof finished its work */
         volatile sig_atomic_t *stop; /* the caller's stop request */
 } stage;
 
@@ -408,11 +427,25 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
         bool late = false;
         r = tt_engine_check(st->e, &ev, now, &week, &late, detail,
                             sizeof(detail));
-        if (r == TT_REASON_NONE &&
-            week <
-                atomic_load_explicit(&st->skip_below, memory_order_relaxed)) {
-                /* Re-read after a restart: its week was final before. */
-                bump(&w->skipped);
+        int32_t skip =
+            atomic_load_explicit(&st->skip_below, memory_order_relaxed);
+        if (r == TT_REASON_NONE && week < skip) {
+                if (pp->replay_end < 0 || m->offset < pp->replay_end) {
+                        /* Re-read after a restart: counted and final
+                         * before. */
+                        bump(&w->skipped);
+                        return;
+                }
+                /* New since the last run, and older than what it kept
+                 * (issue 9, defect 3: was skipped silently). */
+                char wn[16], kn[16];
+                tt_week_name(week, wn, sizeof(wn));
+                tt_week_name(skip, kn, sizeof(kn));
+                snprintf(detail, sizeof(detail),
+                         "week %s is older than the retained weeks (oldest "
+                         "kept %s)",
+                         wn, kn);
+                dead(w, m, TT_REASON_TOO_LATE, detail);
                 return;
         }
         if (r == TT_REASON_NONE) {
@@ -501,12 +534,9 @@ static int32_t oldest_kept(const stage *st) {
 static rd_kafka_topic_partition_list_t *
 commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only) {
         int32_t keep = oldest_kept(st);
-        char meta[64] = "";
-        if (keep != INT32_MIN) {
-                char name[16];
+        char name[16] = "";
+        if (keep != INT32_MIN)
                 tt_week_name(keep, name, sizeof(name));
-                snprintf(meta, sizeof(meta), META_PREFIX "%s", name);
-        }
         rd_kafka_topic_partition_list_t *l =
             rd_kafka_topic_partition_list_new(16);
         for (int32_t p = 0; p < st->nparts; p++) {
@@ -529,7 +559,11 @@ commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only) {
                 rd_kafka_topic_partition_t *t =
                     rd_kafka_topic_partition_list_add(l, st->conf->topic, p);
                 t->offset = c;
-                if (meta[0]) {
+                if (name[0]) {
+                        char meta[96];
+                        snprintf(meta, sizeof(meta),
+                                 META_PREFIX "%s" META_END "%" PRId64, name,
+                                 pp->next_offset);
                         t->metadata = strdup(meta);
                         t->metadata_size = strlen(meta);
                 }
@@ -647,14 +681,35 @@ static void merger_start(stage *st) {
         char why[512];
         uint64_t restored = 0;
         double t0 = tt_mono_s();
-        st->merger =
-            tt_merger_new(&mc, &st->sink, st, n, &restored, why, sizeof(why));
+        int merr = TT_ERR_OK;
+        st->merger = tt_merger_new(&mc, &st->sink, st, n, &restored, why,
+                                   sizeof(why), &merr);
         if (!st->merger) {
-                fail(st, TT_ERR_KAFKA, "merger: %s", why);
+                /* A broker error (a leader moving, a restart) is worth a
+                 * rerun from the commits; a state we cannot read is not. */
+                st->retry = merr == TT_ERR_KAFKA;
+                fail(st, st->retry ? TT_ERR_RETRY : merr, "merger: %s", why);
                 return;
         }
         st->merge_next = -1;
+        st->merge_committed = -1;
         st->merger_done = false;
+        /* "Partition p is at its end" is true only of the run that said
+         * it. A report left in the partials topic by an earlier run (its
+         * merger had closed and left before applying it) let this merger
+         * close every week before this run's counts arrived (issue 9,
+         * defect 2). Fronts at their end repeat the report every cycle, so
+         * the ones from before our start can be ignored. */
+        int64_t lo = -1, hi = -1;
+        rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
+            st->rk, st->partials, 0, &lo, &hi, 10000);
+        if (kerr) {
+                st->retry = true;
+                fail(st, TT_ERR_RETRY, "partials topic end: %s",
+                     rd_kafka_err2str(kerr));
+                return;
+        }
+        st->eof_from = hi;
         tt_engine_stats es;
         tt_engine_get_stats(tt_merger_engine(st->merger), &es);
         TT_LOG(TT_LOG_INFO, "merger state restored",
@@ -680,7 +735,7 @@ static void mv_report(void *opaque, int32_t pid, int64_t max_time,
         stage *st = opaque;
         tt_engine_partition_report(tt_merger_engine(st->merger), pid, max_time,
                                    flags & TT_PARTIAL_IDLE,
-                                   flags & TT_PARTIAL_EOF);
+                                   st->fresh && (flags & TT_PARTIAL_EOF));
 }
 
 static int mv_model(void *opaque, int32_t week, tt_str model,
@@ -728,6 +783,7 @@ static void merger_apply(stage *st, const rd_kafka_message_t *m) {
                 return; /* another group's */
         static const tt_partial_visitor v = {mv_report, mv_model, mv_origin,
                                              mv_event};
+        st->fresh = m->offset >= st->eof_from;
         int err = tt_partial_decode(m->payload, m->len, &v, st);
         if (err == TT_ERR_FORMAT)
                 TT_LOG(TT_LOG_WARN, "malformed partial record skipped",
@@ -834,6 +890,7 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
         if (!st->txn_open || atomic_load(&st->err))
                 return;
         char why[512];
+        double emit_s = -1;
         tt_partial_writer pw;
         tt_partial_cells_begin(&pw, &st->pbuf);
         bool any = false, all_eof = true;
@@ -905,10 +962,7 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                         rd_kafka_topic_partition_list_destroy(l);
                         return;
                 }
-                if (publish(st))
-                        tt_hist_observe(&st->live->emit, tt_mono_s() - t_emit);
-        } else {
-                publish(st);
+                emit_s = tt_mono_s() - t_emit;
         }
         update_bound(st, now);
         if (st->merger && st->merge_next >= 0)
@@ -918,6 +972,14 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
         err = tt_kafka_out_txn_commit(c->out, l, st->rk, why, sizeof(why));
         rd_kafka_topic_partition_list_destroy(l);
         st->txn_open = false;
+        if (err && tt_kafka_out_permanent(c->out)) {
+                /* A missing output topic or a refused record: redoing the
+                 * transaction would fail the same way, forever (issue 9,
+                 * defect 6). Stop and say which topic. */
+                tt_kafka_out_error(c->out, why, sizeof(why));
+                fail(st, TT_ERR_KAFKA, "%s", why);
+                return;
+        }
         if (err == TT_ERR_RETRY) {
                 st->retry = true;
                 fail(st, err, "transaction aborted: %s", why);
@@ -927,6 +989,11 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                 fail(st, err, "transaction: %s", why);
                 return;
         }
+        /* Only now are this transaction's rows visible: count them. */
+        if (publish(st) && emit_s >= 0)
+                tt_hist_observe(&st->live->emit, emit_s);
+        if (st->merger && st->merge_next >= 0)
+                st->merge_committed = st->merge_next;
         st->commits++;
         double dt = tt_mono_s() - t0;
         atomic_fetch_add(&st->live->commits, 1);
@@ -936,6 +1003,14 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                TT_KV_I("merger", st->merger != NULL),
                TT_KV_I("latency_us", (int64_t)(dt * 1e6)));
         st->eof_committed = any && all_eof;
+        if (!st->eof_committed) {
+                st->eof_mark = -1;
+        } else if (st->eof_mark < 0) {
+                /* commit_transaction flushed: every delivery report of
+                 * this transaction has been served. */
+                tt_kafka_out_poll(c->out);
+                st->eof_mark = tt_kafka_out_tracked(c->out);
+        }
         if (final)
                 return;
         if ((err = tt_kafka_out_txn_begin(c->out, why, sizeof(why)))) {
@@ -946,9 +1021,121 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
         st->txn_open = true;
 }
 
+/* Waits until every partition of topic has a leader. A topic that was
+ * just created has none for a moment (the controller elects it after
+ * CreateTopics returns): a member that subscribed then got an assignment
+ * without the partials partition, so no instance was the merger until the
+ * next metadata refresh (5 min), and a read of the state topic failed
+ * with NOT_LEADER_FOR_PARTITION (issue 9, defects 1 and 4). */
+static int wait_leaders(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                        char *errstr, size_t errsize) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        if (!rkt) {
+                snprintf(errstr, errsize, "topic %s: %s", topic,
+                         rd_kafka_err2str(rd_kafka_last_error()));
+                return TT_ERR_INVAL;
+        }
+        char why[128] = "no answer";
+        double t0 = tt_mono_s();
+        bool ok = false;
+        while (!ok && (tt_mono_s() - t0) * 1000 < timeout_ms) {
+                const struct rd_kafka_metadata *md = NULL;
+                rd_kafka_resp_err_t err =
+                    rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+                if (!err && md->topic_cnt == 1)
+                        err = md->topics[0].err;
+                if (!err) {
+                        const rd_kafka_metadata_topic_t *t = &md->topics[0];
+                        ok = t->partition_cnt > 0;
+                        for (int i = 0; i < t->partition_cnt; i++)
+                                if (t->partitions[i].err ||
+                                    t->partitions[i].leader < 0) {
+                                        ok = false;
+                                        err = t->partitions[i].err;
+                                }
+                }
+                if (err)
+                        snprintf(why, sizeof(why), "%s", rd_kafka_err2str(err));
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                if (!ok) {
+                        struct timespec ts = {0, 100 * 1000 * 1000};
+                        nanosleep(&ts, NULL);
+                }
+        }
+        rd_kafka_topic_destroy(rkt);
+        if (!ok) {
+                snprintf(errstr, errsize, "topic %s: no leader after %d s (%s)",
+                         topic, timeout_ms / 1000, why);
+                return TT_ERR_KAFKA;
+        }
+        return TT_ERR_OK;
+}
+
+/* The partials offset the group has committed, i.e. the next record the
+ * merger (wherever it runs) will apply; -1 unknown. */
+static int64_t group_applied(stage *st) {
+        if (st->merger)
+                return st->merge_committed;
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, st->partials, 0);
+        int64_t off = -1;
+        /* Unstable while the merger commits: asked again next cycle. */
+        if (!rd_kafka_committed(st->rk, l, 2000) && !l->elems[0].err)
+                off = l->elems[0].offset;
+        rd_kafka_topic_partition_list_destroy(l);
+        return off;
+}
+
+/* --close-at-eof, exactly-once, after a committed cycle: may this
+ * instance leave? Its own partitions' ends have gone out (or it has had
+ * none for 5 s); the merger, here or in another instance, has applied
+ * every partial record we produced up to them; and if we are the merger,
+ * every partition reported its end and every week closed in a committed
+ * transaction. A front that leaves earlier loses nothing (its partials
+ * are in the topic) but would report a backfill done before its rows
+ * exist (issue 9, defects 1 and 2). Nobody applying our records for
+ * MERGER_WAIT_MS is a failure, not a silent exit. */
+#define MERGER_WAIT_MS 60000
+static bool eos_finished(stage *st, int64_t now) {
+        bool own_done = st->eof_committed || now - st->unassigned_since >= 5000;
+        if (!own_done) {
+                st->applied_since = now;
+                return false;
+        }
+        int64_t mark = st->eof_committed ? st->eof_mark
+                                         : tt_kafka_out_tracked(st->conf->out);
+        if (mark >= 0) {
+                int64_t applied = group_applied(st);
+                if (applied != st->applied_seen) {
+                        st->applied_seen = applied;
+                        st->applied_since = now;
+                }
+                if (applied <= mark) {
+                        if (now - st->applied_since >= MERGER_WAIT_MS) {
+                                char why[200];
+                                snprintf(why, sizeof(why),
+                                         "%s up to offset %" PRId64
+                                         " not applied by a merger in %d s "
+                                         "(applied below %" PRId64 ")",
+                                         st->partials, mark,
+                                         MERGER_WAIT_MS / 1000, applied);
+                                fail(st, TT_ERR_STATE,
+                                     "--close-at-eof: our partial counts on "
+                                     "%s",
+                                     why);
+                        }
+                        return false;
+                }
+        }
+        return !st->merger || st->merger_done;
+}
+
 /* Creates the internal topics if they are missing (as Kafka Streams
  * does): partials with one partition, the state compacted and rolled
- * often so that compaction keeps a restore short. */
+ * often so that compaction keeps a restore short. Returns once both have
+ * a leader. */
 static int ensure_topics(stage *st, char *errstr, size_t errsize) {
         const char *names[2] = {st->partials, st->conf->state_topic};
         const char *cfg[2][8] = {
@@ -1005,6 +1192,8 @@ static int ensure_topics(stage *st, char *errstr, size_t errsize) {
         if (ev)
                 rd_kafka_event_destroy(ev);
         rd_kafka_queue_destroy(q);
+        for (int i = 0; i < 2 && !err; i++)
+                err = wait_leaders(st->rk, names[i], 30000, errstr, errsize);
         return err;
 }
 
@@ -1116,6 +1305,129 @@ static int eos_start_offsets(stage *st, rd_kafka_topic_partition_list_t *parts,
         return 0;
 }
 
+/* At-least-once: the commit metadata of a partition (see stage.h):
+ * "tokentally:v1:oldest=2026-W03;end=1234". Events of weeks before the
+ * oldest kept week are final; below end they were counted by that run. */
+static void restore_replay_line(stage *st,
+                                const rd_kafka_topic_partition_t *t) {
+        size_t n = strlen(META_PREFIX);
+        char v[64];
+        if (!t->metadata || t->metadata_size <= n ||
+            t->metadata_size - n >= sizeof(v) ||
+            memcmp(t->metadata, META_PREFIX, n) || t->partition < 0 ||
+            t->partition >= st->nparts)
+                return;
+        memcpy(v, (const char *)t->metadata + n, t->metadata_size - n);
+        v[t->metadata_size - n] = '\0';
+        char *end = strstr(v, META_END);
+        int64_t off = -1;
+        if (end) {
+                char *stop = NULL;
+                long long x = strtoll(end + strlen(META_END), &stop, 10);
+                if (stop && !*stop && x >= 0)
+                        off = x;
+                *end = '\0';
+        }
+        int32_t w;
+        if (tt_week_parse(v, &w))
+                return;
+        if (w > atomic_load(&st->skip_below))
+                atomic_store(&st->skip_below, w);
+        st->parts[t->partition].replay_end = off;
+}
+
+/* The offset of partition p at which to start for --from-beginning (its
+ * first) or --from-timestamp (the first whose message timestamp is at or
+ * after it; the end when there is none). -1 on failure (st fails). */
+static int start_positions_resolve(stage *st,
+                                   rd_kafka_topic_partition_list_t *l) {
+        const tt_stage_conf *c = st->conf;
+        if (c->has_from_timestamp) {
+                rd_kafka_resp_err_t err =
+                    rd_kafka_offsets_for_times(st->rk, l, 10000);
+                for (int i = 0; !err && i < l->cnt; i++)
+                        err = l->elems[i].err;
+                if (err) {
+                        fail(st, TT_ERR_KAFKA,
+                             "--from-timestamp: looking up offsets: %s",
+                             rd_kafka_err2str(err));
+                        return -1;
+                }
+        }
+        for (int i = 0; i < l->cnt; i++) {
+                rd_kafka_topic_partition_t *e = &l->elems[i];
+                if (e->offset >= 0)
+                        continue;
+                /* BEGINNING, or END: no message at or after the time. */
+                int64_t lo = -1, hi = -1;
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+                    st->rk, e->topic, e->partition, &lo, &hi, 10000);
+                if (err) {
+                        fail(st, TT_ERR_KAFKA,
+                             "start offsets: input topic watermarks: %s",
+                             rd_kafka_err2str(err));
+                        return -1;
+                }
+                e->offset = c->from_beginning ? lo : hi;
+        }
+        return 0;
+}
+
+/* --from-beginning / --from-timestamp. At-least-once: the first
+ * assignment of the run starts there (the group is reset). Exactly-once:
+ * only the partitions the group has no committed offset for (a new group,
+ * or partitions added since). A committed partition's counts are in the
+ * merger's state already: re-reading it would count them twice. The start
+ * is an exact offset, which the exactly-once front then expects first
+ * (issue 9, defect 5: the timestamp itself was used as an offset). */
+static void start_positions(stage *st, rd_kafka_topic_partition_list_t *parts,
+                            const rd_kafka_topic_partition_list_t *committed) {
+        const tt_stage_conf *c = st->conf;
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++) {
+                const rd_kafka_topic_partition_t *t = &parts->elems[i];
+                if (is_partials(st, t) || t->partition < 0 ||
+                    t->partition >= st->nparts)
+                        continue;
+                const rd_kafka_topic_partition_t *k =
+                    committed ? rd_kafka_topic_partition_list_find(
+                                    committed, t->topic, t->partition)
+                              : NULL;
+                if (committed && (!k || k->offset >= 0)) {
+                        TT_LOG(TT_LOG_WARN,
+                               "partition has a committed offset: it "
+                               "continues there (--from-beginning and "
+                               "--from-timestamp start new groups only; "
+                               "use a new --group to re-read)",
+                               TT_KV_S("topic", t->topic),
+                               TT_KV_I("partition", t->partition),
+                               TT_KV_I("committed_offset", k ? k->offset : -1));
+                        continue;
+                }
+                rd_kafka_topic_partition_list_add(l, t->topic, t->partition)
+                    ->offset = c->from_beginning ? RD_KAFKA_OFFSET_BEGINNING
+                                                 : c->from_timestamp;
+        }
+        if (l->cnt && !start_positions_resolve(st, l)) {
+                for (int i = 0; i < l->cnt; i++) {
+                        const rd_kafka_topic_partition_t *e = &l->elems[i];
+                        rd_kafka_topic_partition_list_find(parts, e->topic,
+                                                           e->partition)
+                            ->offset = e->offset;
+                        st->parts[e->partition].next_offset = e->offset;
+                        TT_LOG(TT_LOG_INFO, "partition starts",
+                               TT_KV_S("topic", e->topic),
+                               TT_KV_I("partition", e->partition),
+                               TT_KV_I("offset", e->offset),
+                               TT_KV_S("from", c->from_beginning
+                                                   ? "--from-beginning"
+                                                   : "--from-timestamp"));
+                }
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         int64_t now = tt_wall_ms();
         for (int i = 0; i < parts->cnt; i++) {
@@ -1136,6 +1448,7 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
                 ppart *pp = &st->parts[t->partition];
                 pp->assigned = true;
                 pp->next_offset = -1;
+                pp->replay_end = -1;
                 pp->want_seek = -1;
                 pp->seeks_seen = atomic_load(&pp->seeks);
                 pp->gap_from = pp->gap_first = -1;
@@ -1148,45 +1461,18 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         /* Where an earlier run's committed weeks end (see stage.h). */
         rd_kafka_topic_partition_list_t *c =
             rd_kafka_topic_partition_list_copy(parts);
+        bool have_c = false;
+        bool reset = st->conf->from_beginning || st->conf->has_from_timestamp;
         if (st->eos) {
-                if (!eos_start_offsets(st, parts, c))
+                if ((have_c = !eos_start_offsets(st, parts, c)))
                         restore_watermarks(st, c, now);
-        } else if (!rd_kafka_committed(st->rk, c, 10000)) {
-                for (int i = 0; i < c->cnt; i++) {
-                        const rd_kafka_topic_partition_t *t = &c->elems[i];
-                        size_t n = strlen(META_PREFIX);
-                        int32_t w;
-                        char name[16];
-                        if (!t->metadata || t->metadata_size <= n ||
-                            t->metadata_size - n >= sizeof(name) ||
-                            memcmp(t->metadata, META_PREFIX, n))
-                                continue;
-                        memcpy(name, (const char *)t->metadata + n,
-                               t->metadata_size - n);
-                        name[t->metadata_size - n] = '\0';
-                        if (!tt_week_parse(name, &w) &&
-                            w > atomic_load(&st->skip_below) &&
-                            !st->conf->from_beginning &&
-                            !st->conf->has_from_timestamp)
-                                atomic_store(&st->skip_below, w);
-                }
+        } else if (!reset && !rd_kafka_committed(st->rk, c, 10000)) {
+                for (int i = 0; i < c->cnt; i++)
+                        restore_replay_line(st, &c->elems[i]);
         }
+        if (reset && (st->eos ? have_c : !st->first_assign_done))
+                start_positions(st, parts, st->eos ? c : NULL);
         rd_kafka_topic_partition_list_destroy(c);
-        if (!st->first_assign_done &&
-            (st->conf->from_beginning || st->conf->has_from_timestamp)) {
-                for (int i = 0; i < parts->cnt; i++) {
-                        rd_kafka_topic_partition_t *t = &parts->elems[i];
-                        if (is_partials(st, t))
-                                continue;
-                        t->offset = st->conf->from_beginning
-                                        ? RD_KAFKA_OFFSET_BEGINNING
-                                        : st->conf->from_timestamp;
-                        if (t->partition >= 0 && t->partition < st->nparts)
-                                st->parts[t->partition].next_offset = -1;
-                }
-                if (st->conf->has_from_timestamp && !st->conf->from_beginning)
-                        rd_kafka_offsets_for_times(st->rk, parts, 10000);
-        }
         st->first_assign_done = true;
         st->assigned_any = true;
         if (st->eos)
@@ -1342,6 +1628,9 @@ static void collect(stage *st, tt_stage_stats *s) {
                 }
         }
         s->commits = st->commits;
+        s->closed = st->closed;
+        s->merger = st->merger || st->have_merger_stats;
+        s->partials_applied = st->applied_seen;
         if (st->merger)
                 tt_engine_get_stats(tt_merger_engine(st->merger), &s->engine);
         else if (st->have_merger_stats)
@@ -1508,7 +1797,10 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
         st.stop = stop;
         atomic_init(&st.fwd_bound, INT64_MIN);
         st.merge_next = -1;
-        st.last_prov = st.unassigned_since = tt_wall_ms();
+        st.merge_committed = -1;
+        st.eof_mark = -1;
+        st.applied_seen = -2;
+        st.last_prov = st.unassigned_since = st.applied_since = tt_wall_ms();
         tt_buf_init(&st.pbuf, 32u << 20);
         if (conf->partials_topic && *conf->partials_topic)
                 snprintf(st.partials, sizeof(st.partials), "%s",
@@ -1581,6 +1873,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                 }
                 if ((err = ensure_topics(&st, errstr, errsize)))
                         goto done;
+                tt_kafka_out_track(conf->out, st.partials);
                 if ((err = tt_kafka_out_txn_init(conf->out, 60000, why,
                                                  sizeof(why))) ||
                     (err =
@@ -1643,7 +1936,8 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                         /* Exactly-once: the open transaction cannot commit;
                          * a new producer aborts it and we redo it, unless
                          * another instance took our transactional.id. */
-                        st.retry = st.eos && !tt_kafka_out_fenced(conf->out);
+                        st.retry = st.eos && !tt_kafka_out_fenced(conf->out) &&
+                                   !tt_kafka_out_permanent(conf->out);
                         fail(&st, st.retry ? TT_ERR_RETRY : TT_ERR_KAFKA,
                              "output delivery failed: %s", why);
                         break;
@@ -1662,10 +1956,9 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                          * cooperative rebalance). */
                         if (any_assigned(&st) || !st.assigned_any)
                                 st.unassigned_since = now;
-                        bool own_done = st.eof_committed ||
-                                        now - st.unassigned_since >= 5000;
-                        finished = conf->close_at_eof && own_done &&
-                                   (!st.merger || st.merger_done);
+                        finished = conf->close_at_eof &&
+                                   !atomic_load(&st.err) &&
+                                   eos_finished(&st, now);
                         if (finished || atomic_load(&st.quit))
                                 break;
                         resume_workers(&st);
@@ -1729,6 +2022,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
         err = atomic_load(&st.err);
         if (err)
                 snprintf(errstr, errsize, "%s", st.errmsg);
+        st.closed = finished && !err;
 done:
         atomic_store(&st.quit, true);
         pthread_mutex_lock(&st.mu);

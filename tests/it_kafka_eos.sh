@@ -243,7 +243,7 @@ upstream_case() {
   stage $p $EO eos-u --input-format json --close-at-eof
   stage_wait "$STAGE_PID" "$STAGE_LOG" 120 || die "upstream: the stage failed"
   note "upstream: $(summary "$STAGE_LOG")"
-  summary "$STAGE_LOG" | grep -q "run: 1000 messages, 1000 accepted, 0 dead letters" ||
+  summary "$STAGE_LOG" | grep -q ": 1000 messages, 1000 accepted, 0 dead letters" ||
     die "upstream: not exactly the 1,000 committed events"
 }
 

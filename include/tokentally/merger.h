@@ -34,10 +34,12 @@ typedef struct tt_merger_conf {
 /* Creates the merger and restores it from the state topic. The input
  * topic's partitions 0..npartitions-1 hold the watermark back until their
  * owners report (for a state that does not know them yet). *restored gets
- * the number of state records read. NULL with a reason. */
+ * the number of state records read. NULL with a reason and *errp:
+ * TT_ERR_KAFKA when the state topic could not be read (worth a retry),
+ * TT_ERR_FORMAT when a state record is not ours, TT_ERR_NOMEM. */
 tt_merger *tt_merger_new(const tt_merger_conf *conf, const tt_sink *sink,
                          void *opaque, int32_t npartitions, uint64_t *restored,
-                         char *errstr, size_t errsize);
+                         char *errstr, size_t errsize, int *errp);
 void tt_merger_destroy(tt_merger *m);
 
 tt_engine *tt_merger_engine(tt_merger *m);
