@@ -124,6 +124,9 @@ typedef struct stage {
         bool fresh;       /* the record being applied is at or past eof_from */
         bool merger_done; /* --close-at-eof: closed everything */
         tt_engine_stats merger_stats; /* of the last merger we held */
+        /* The merger's figures as of its last committed transaction: what
+         * read_committed consumers can see. */
+        tt_engine_stats committed_stats;
         bool have_merger_stats;
         tt_json_dec *mjd; /* decodes forwarded events */
         tt_buf pbuf;      /* partial record under construction */
@@ -712,6 +715,7 @@ static void merger_start(stage *st) {
         st->eof_from = hi;
         tt_engine_stats es;
         tt_engine_get_stats(tt_merger_engine(st->merger), &es);
+        st->committed_stats = es;
         TT_LOG(TT_LOG_INFO, "merger state restored",
                TT_KV_S("state_topic", c->state_topic),
                TT_KV_I("records_read", restored),
@@ -722,7 +726,7 @@ static void merger_start(stage *st) {
 static void merger_stop(stage *st) {
         if (!st->merger)
                 return;
-        tt_engine_get_stats(tt_merger_engine(st->merger), &st->merger_stats);
+        st->merger_stats = st->committed_stats;
         st->have_merger_stats = true;
         tt_merger_destroy(st->merger);
         st->merger = NULL;
@@ -994,6 +998,9 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                 tt_hist_observe(&st->live->emit, emit_s);
         if (st->merger && st->merge_next >= 0)
                 st->merge_committed = st->merge_next;
+        if (st->merger)
+                tt_engine_get_stats(tt_merger_engine(st->merger),
+                                    &st->committed_stats);
         st->commits++;
         double dt = tt_mono_s() - t0;
         atomic_fetch_add(&st->live->commits, 1);
@@ -1632,7 +1639,7 @@ static void collect(stage *st, tt_stage_stats *s) {
         s->merger = st->merger || st->have_merger_stats;
         s->partials_applied = st->applied_seen;
         if (st->merger)
-                tt_engine_get_stats(tt_merger_engine(st->merger), &s->engine);
+                s->engine = st->committed_stats;
         else if (st->have_merger_stats)
                 s->engine = st->merger_stats;
         else

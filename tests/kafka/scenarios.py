@@ -179,6 +179,33 @@ class Kafka:
         left = p.flush(30)
         check(left == 0, "producer: %d messages not delivered" % left)
 
+    def settle(self, topic, parts, timeout=60):
+        """Waits until no transaction is open on topic: the last stable
+        offset equals the log end. commit_transaction returns before the
+        commit markers are written to the partitions, so a read_committed
+        reader right after a stage exits may stop short of its last
+        records."""
+        ends = {}
+        for iso in ("read_uncommitted", "read_committed"):
+            c = Consumer({"bootstrap.servers": self.brokers,
+                          "group.id": "scn-settle", "isolation.level": iso})
+            ends[iso] = c
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                hi = [ends["read_uncommitted"].get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=10, cached=False)[1] for p in parts]
+                lso = [ends["read_committed"].get_watermark_offsets(
+                    TopicPartition(topic, p), timeout=10, cached=False)[1] for p in parts]
+                if hi == lso:
+                    return
+                check(time.monotonic() < deadline,
+                      "%s: a transaction still open after %d s" % (topic, timeout))
+                time.sleep(0.1)
+        finally:
+            for c in ends.values():
+                c.close()
+
     def read(self, topic):
         c = Consumer({"bootstrap.servers": self.brokers,
                       "group.id": "scn-read-" + topic,
@@ -187,6 +214,7 @@ class Kafka:
                       "isolation.level": "read_committed"})
         md = c.list_topics(topic, timeout=30).topics[topic]
         parts = sorted(md.partitions)
+        self.settle(topic, parts)
         c.assign([TopicPartition(topic, p, 0) for p in parts])
         out, eof = [], set()
         deadline = time.monotonic() + 120
