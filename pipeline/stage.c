@@ -19,6 +19,7 @@
 
 #include "tokentally/avro_event.h"
 #include "tokentally/clock.h"
+#include "tokentally/commit_meta.h"
 #include "tokentally/err.h"
 #include "tokentally/framing.h"
 #include "tokentally/json_event.h"
@@ -33,9 +34,6 @@
 #define BATCH 1024
 #define TRACKED_WEEKS 32
 #define DETAIL_MAX 200
-#define META_PREFIX "tokentally:v1:oldest="
-/* ...followed by ";end=<offset>": where that commit's reading ended. */
-#define META_END ";end="
 /* Exactly-once: the partition's watermark, committed with its offset. */
 #define META_WM_PREFIX "tokentally:v2:wm="
 
@@ -100,8 +98,12 @@ typedef struct stage {
         int paused;
         _Atomic bool quit;
 
-        /* After a restart: events of weeks before this are already final. */
+        /* After a restart: events of weeks before this are already final
+         * (but the week just before it is counted again, quietly, when its
+         * commit said where it had read to: see commit_meta.h). */
         _Atomic int32_t skip_below;
+        int32_t resume_closed; /* the newest week an earlier run closed */
+        int32_t resume_rev;    /* the highest revision it emitted, -1 */
         bool first_assign_done;
         bool assigned_any;
         _Atomic int err;
@@ -435,9 +437,14 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
         if (r == TT_REASON_NONE && week < skip) {
                 if (pp->replay_end < 0 || m->offset < pp->replay_end) {
                         /* Re-read after a restart: counted and final
-                         * before. */
-                        bump(&w->skipped);
-                        return;
+                         * before. The week just before the oldest kept one
+                         * is counted again, as the previous week of that
+                         * one (it closes without output). */
+                        if (pp->replay_end < 0 || week < skip - 1) {
+                                bump(&w->skipped);
+                                return;
+                        }
+                        goto count;
                 }
                 /* New since the last run, and older than what it kept
                  * (issue 9, defect 3: was skipped silently). */
@@ -451,6 +458,7 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
                 dead(w, m, TT_REASON_TOO_LATE, detail);
                 return;
         }
+count:
         if (r == TT_REASON_NONE) {
                 if (late) {
                         if (tt_engine_queue_late(st->e, &ev)) {
@@ -532,14 +540,49 @@ static int32_t oldest_kept(const stage *st) {
         return tt_week_of(wm) - st->conf->engine.retain_weeks + 1;
 }
 
+/* What an at-least-once commit hands to the next run (commit_meta.h),
+ * all but the partition's end offset. */
+static void commit_meta_fill(const stage *st, int32_t keep,
+                             tt_commit_meta *cm) {
+        tt_engine_stats es;
+        tt_engine_get_stats(st->e, &es);
+        memset(cm, 0, sizeof(*cm));
+        cm->oldest = keep;
+        int32_t ct = tt_engine_closed_through(st->e);
+        cm->closed = ct > st->resume_closed ? ct : st->resume_closed;
+        cm->revision =
+            es.max_revision > st->resume_rev ? es.max_revision : st->resume_rev;
+        if (cm->revision < 0)
+                cm->revision = 0;
+        for (size_t i = 0; i < tt_engine_rules(st->e) &&
+                           cm->nstreaks < TT_COMMIT_META_STREAKS;
+             i++) {
+                tt_str h;
+                int32_t len;
+                const char *rule = tt_engine_rule_text(st->e, i);
+                if (!tt_engine_streak_at(st->e, keep - 1, i, &h, &len) ||
+                    strlen(rule) > TT_COMMIT_META_KEY_MAX ||
+                    h.len > TT_COMMIT_META_KEY_MAX)
+                        continue;
+                tt_commit_streak *s = &cm->streaks[cm->nstreaks++];
+                snprintf(s->rule, sizeof(s->rule), "%s", rule);
+                memcpy(s->holder, h.ptr, h.len);
+                s->holder_len = h.len;
+                s->length = len;
+        }
+}
+
 /* The offsets to commit for the partitions in list (or every assigned
  * one when list is NULL), with workers paused. Returns a new list. */
 static rd_kafka_topic_partition_list_t *
 commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only) {
         int32_t keep = oldest_kept(st);
-        char name[16] = "";
+        /* The week before the oldest kept one is read again too (see
+         * commit_meta.h): the oldest needs its prev_tokens. */
+        int32_t reread = keep == INT32_MIN ? INT32_MIN : keep - 1;
+        tt_commit_meta cm;
         if (keep != INT32_MIN)
-                tt_week_name(keep, name, sizeof(name));
+                commit_meta_fill(st, keep, &cm);
         rd_kafka_topic_partition_list_t *l =
             rd_kafka_topic_partition_list_new(16);
         for (int32_t p = 0; p < st->nparts; p++) {
@@ -552,7 +595,7 @@ commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only) {
                 int64_t c = pp->next_offset;
                 int j = 0;
                 for (int i = 0; i < pp->nweeks; i++) {
-                        if (pp->weeks[i].week < keep)
+                        if (pp->weeks[i].week < reread)
                                 continue; /* final for good: forget it */
                         if (pp->weeks[i].off < c)
                                 c = pp->weeks[i].off;
@@ -562,13 +605,13 @@ commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only) {
                 rd_kafka_topic_partition_t *t =
                     rd_kafka_topic_partition_list_add(l, st->conf->topic, p);
                 t->offset = c;
-                if (name[0]) {
-                        char meta[96];
-                        snprintf(meta, sizeof(meta),
-                                 META_PREFIX "%s" META_END "%" PRId64, name,
-                                 pp->next_offset);
-                        t->metadata = strdup(meta);
-                        t->metadata_size = strlen(meta);
+                if (keep != INT32_MIN) {
+                        char meta[TT_COMMIT_META_MAX + 1];
+                        cm.end = pp->next_offset;
+                        size_t n =
+                            tt_commit_meta_format(&cm, meta, sizeof(meta));
+                        if (n && (t->metadata = strdup(meta)))
+                                t->metadata_size = n;
                 }
         }
         return l;
@@ -1312,35 +1355,38 @@ static int eos_start_offsets(stage *st, rd_kafka_topic_partition_list_t *parts,
         return 0;
 }
 
-/* At-least-once: the commit metadata of a partition (see stage.h):
- * "tokentally:v1:oldest=2026-W03;end=1234". Events of weeks before the
- * oldest kept week are final; below end they were counted by that run. */
-static void restore_replay_line(stage *st,
+/* At-least-once: the commit metadata of a partition (commit_meta.h).
+ * Events of weeks before the oldest kept week are final; below end they
+ * were counted by that run. Returns true when the commit said where the
+ * run had read to (the engine then resumes: see tt_engine_resume). */
+static bool restore_replay_line(stage *st,
                                 const rd_kafka_topic_partition_t *t) {
-        size_t n = strlen(META_PREFIX);
-        char v[64];
-        if (!t->metadata || t->metadata_size <= n ||
-            t->metadata_size - n >= sizeof(v) ||
-            memcmp(t->metadata, META_PREFIX, n) || t->partition < 0 ||
-            t->partition >= st->nparts)
-                return;
-        memcpy(v, (const char *)t->metadata + n, t->metadata_size - n);
-        v[t->metadata_size - n] = '\0';
-        char *end = strstr(v, META_END);
-        int64_t off = -1;
-        if (end) {
-                char *stop = NULL;
-                long long x = strtoll(end + strlen(META_END), &stop, 10);
-                if (stop && !*stop && x >= 0)
-                        off = x;
-                *end = '\0';
+        tt_commit_meta cm;
+        if (!t->metadata || t->partition < 0 || t->partition >= st->nparts)
+                return false;
+        if (tt_commit_meta_parse(t->metadata, t->metadata_size, &cm)) {
+                TT_LOG(TT_LOG_WARN,
+                       "commit metadata not understood: the partition is "
+                       "read from its committed offset as is",
+                       TT_KV_S("topic", t->topic),
+                       TT_KV_I("partition", t->partition));
+                return false;
         }
-        int32_t w;
-        if (tt_week_parse(v, &w))
-                return;
-        if (w > atomic_load(&st->skip_below))
-                atomic_store(&st->skip_below, w);
-        st->parts[t->partition].replay_end = off;
+        if (cm.oldest > atomic_load(&st->skip_below))
+                atomic_store(&st->skip_below, cm.oldest);
+        st->parts[t->partition].replay_end = cm.end;
+        if (cm.end < 0)
+                return false;
+        if (cm.closed > st->resume_closed)
+                st->resume_closed = cm.closed;
+        if (cm.revision > st->resume_rev)
+                st->resume_rev = cm.revision;
+        for (size_t i = 0; i < cm.nstreaks; i++)
+                if (tt_engine_resume_streak(
+                        st->e, cm.streaks[i].rule, cm.streaks[i].holder,
+                        cm.streaks[i].holder_len, cm.streaks[i].length))
+                        fail(st, TT_ERR_NOMEM, "%s", "out of memory");
+        return true;
 }
 
 /* The offset of partition p at which to start for --from-beginning (its
@@ -1474,8 +1520,13 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
                 if ((have_c = !eos_start_offsets(st, parts, c)))
                         restore_watermarks(st, c, now);
         } else if (!reset && !rd_kafka_committed(st->rk, c, 10000)) {
+                bool resume = false;
                 for (int i = 0; i < c->cnt; i++)
-                        restore_replay_line(st, &c->elems[i]);
+                        resume |= restore_replay_line(st, &c->elems[i]);
+                int32_t skip = atomic_load(&st->skip_below);
+                if (resume && skip != INT32_MIN)
+                        tt_engine_resume(st->e, skip - 1, st->resume_closed,
+                                         st->resume_rev + 1);
         }
         if (reset && (st->eos ? have_c : !st->first_assign_done))
                 start_positions(st, parts, st->eos ? c : NULL);
@@ -1797,6 +1848,8 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                         ? conf->engine.max_partitions
                         : 4096;
         atomic_init(&st.skip_below, INT32_MIN);
+        st.resume_closed = INT32_MIN;
+        st.resume_rev = -1;
         pthread_mutex_init(&st.mu, NULL);
         pthread_cond_init(&st.cv, NULL);
         st.sink = (tt_sink){sink_rollup, sink_streak};

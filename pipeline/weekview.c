@@ -211,8 +211,11 @@ int tt_weekview_emit(tt_weekview *wv, tt_emit_mode mode, const tt_keytab *keys,
                         break;
                 case TT_EMIT_FINAL:
                         emit = true;
-                        status = TT_STATUS_FINAL;
-                        revision = 0;
+                        /* Emitted by an earlier run: a revision above any
+                         * it gave (at-least-once restart). */
+                        status = wv->reemit_revision > 0 ? TT_STATUS_REVISED
+                                                         : TT_STATUS_FINAL;
+                        revision = wv->reemit_revision;
                         break;
                 default:
                         emit = content_changed(row);
@@ -255,6 +258,8 @@ int tt_weekview_emit(tt_weekview *wv, tt_emit_mode mode, const tt_keytab *keys,
                 (*count)++;
                 row->emitted = true;
                 row->revision = revision;
+                if (revision > wv->top_revision)
+                        wv->top_revision = revision;
                 row->em = row->c;
                 row->em_has_prev = row->has_prev;
                 row->em_prev = row->prev;
