@@ -296,7 +296,8 @@ class Run:
     seq = 0
 
     def __init__(self, ctx, scenario, guarantee, compacted=False,
-                 input_format="avro", output_format="avro", partitions=4):
+                 input_format="avro", output_format="avro", partitions=4,
+                 dlq_config=None):
         Run.seq += 1
         self.ctx, self.g = ctx, guarantee
         self.name = "%s-%s-%d-%d" % (scenario, "eos" if guarantee == "exactly-once"
@@ -312,7 +313,7 @@ class Run:
         ctx.kafka.create([(self.input, partitions, {}),
                           (self.name + ".rollups", 3, out_cfg),
                           (self.name + ".streaks", 1, out_cfg),
-                          (self.name + ".dlq", 1, {})])
+                          (self.name + ".dlq", 1, dlq_config or {})])
 
     def payloads(self, evs):
         return [(e["request_id"].encode(), self.ctx.codec.encode_event(e, self.ifmt))
@@ -489,6 +490,22 @@ def sc_missing_output(ctx, g, rng):
     return "exit 1 after %.1f s: %s" % (dt, last.get("reason") or last.get("msg"))
 
 
+def sc_dlq_refused(ctx, g, rng):
+    """A dead letter the broker refuses (its topic's max.message.bytes is
+    smaller than the bad input message): no retry can deliver it, so the
+    stage stops with the topic and the reason, exit 1, in both guarantees
+    (exactly-once used to abort and redo the transaction forever)."""
+    r = Run(ctx, "refused", g, dlq_config={"max.message.bytes": "2000"})
+    r.produce(make_events(rng, "2026-W02", 2, 50, "d"))
+    ctx.kafka.produce(r.input, r.nparts, [(b"junk", b"{" + b"x" * 20000)])
+    t0 = time.monotonic()
+    s, last = r.run_eof(expect_rc=1, timeout=90)
+    why = str(last.get("reason", ""))
+    check(r.name + ".dlq" in why and "MSG_SIZE_TOO_LARGE" in why,
+          "last line does not name the topic and the reason: %r" % why)
+    return "exit 1 after %.1f s: %s" % (time.monotonic() - t0, why)
+
+
 def sc_kill_restart(ctx, g, rng):
     """Events streamed at 1,500/s; the stage killed -9 mid-stream, then a
     run with --close-at-eof: exact (exactly-once: no duplicate)."""
@@ -561,6 +578,7 @@ SCENARIOS = {
     "backfill2": (sc_backfill2, GUARANTEES),
     "from_timestamp": (sc_from_timestamp, GUARANTEES),
     "missing_output": (sc_missing_output, GUARANTEES),
+    "dlq_refused": (sc_dlq_refused, GUARANTEES),
     "kill_restart": (sc_kill_restart, GUARANTEES),
     "upstream_txn": (sc_upstream_txn, GUARANTEES),
     "two_instances": (sc_two_instances, ("exactly-once",)),
