@@ -694,6 +694,15 @@ static int32_t input_partitions(stage *st) {
         return n;
 }
 
+static void merger_restore_waits(void *opaque, int64_t stable, int64_t end) {
+        stage *st = opaque;
+        TT_LOG(TT_LOG_INFO,
+               "merger restore waits for a transaction left open on the "
+               "state topic (a stopped merger's) to end",
+               TT_KV_S("state_topic", st->conf->state_topic),
+               TT_KV_I("last_stable_offset", stable), TT_KV_I("end", end));
+}
+
 static void merger_start(stage *st) {
         const tt_stage_conf *c = st->conf;
         char rgroup[300];
@@ -710,6 +719,8 @@ static void merger_start(stage *st) {
             {"fetch.wait.max.ms", "10"},
         };
         tt_merger_conf mc = {
+            .on_wait = merger_restore_waits,
+            .opaque = st,
             .engine = c->engine,
             .group = c->group,
             .state_topic = c->state_topic,

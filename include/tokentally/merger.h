@@ -29,6 +29,10 @@ typedef struct tt_merger_conf {
         size_t nprops;
         const char *const *xprops;
         size_t nxprops;
+        /* Called once when the restore waits for a transaction left open
+         * on the state topic (a killed merger's) to end; may be NULL. */
+        void (*on_wait)(void *opaque, int64_t stable, int64_t end);
+        void *opaque;
 } tt_merger_conf;
 
 /* Creates the merger and restores it from the state topic. The input
