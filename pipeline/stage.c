@@ -1497,7 +1497,8 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *t = &parts->elems[i];
                 if (is_partials(st, t)) {
-                        merger_start(st);
+                        if (!atomic_load(&st->err)) /* else: rerunning */
+                                merger_start(st);
                         continue;
                 }
                 if (t->partition < 0 || t->partition >= st->nparts)
@@ -1527,7 +1528,13 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
             rd_kafka_topic_partition_list_copy(parts);
         bool have_c = false;
         bool reset = st->conf->from_beginning || st->conf->has_from_timestamp;
-        if (st->eos) {
+        if (st->eos && atomic_load(&st->err)) {
+                /* Failing (a transaction failed, say in the revoke just
+                 * before): the stage reruns from the commits anyway. Do not
+                 * wait for committed offsets, which our own failed
+                 * transaction keeps unstable until the next producer
+                 * aborts it (it held this callback 10-24 s). */
+        } else if (st->eos) {
                 if ((have_c = !eos_start_offsets(st, parts, c)))
                         restore_watermarks(st, c, now);
         } else if (!reset && !rd_kafka_committed(st->rk, c, 10000)) {
