@@ -1599,7 +1599,13 @@ static void on_revoke(stage *st, rd_kafka_topic_partition_list_t *parts) {
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
         stage *st = opaque;
-        bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        /* NULL once the member has left the group: the revoke that
+         * rd_kafka_consumer_close() serves after a failed transaction (a
+         * fenced or rebalanced member) came with none, and strcmp(NULL)
+         * crashed the stage on its way out (SIGSEGV, exit 139, in
+         * it_kafka_eos multi: the core showed this line). */
+        const char *proto = rd_kafka_rebalance_protocol(rk);
+        bool coop = proto && !strcmp(proto, "COOPERATIVE");
         atomic_fetch_add(&st->live->rebalances, 1);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 on_assign(st, parts);
