@@ -179,6 +179,8 @@ int tt_shard_merge_model(tt_shard *s, int32_t w, tt_str model,
         wslot *sl = slot_for(s, w, id);
         if (!sl)
                 return TT_ERR_NOMEM;
+        if (!tt_cell_merge_ok(&sl->models[id], c))
+                return TT_ERR_RANGE; /* would pass TT_COUNT_MAX */
         tt_cell_merge(&sl->models[id], c);
         sl->version++;
         return TT_ERR_OK;
@@ -186,9 +188,13 @@ int tt_shard_merge_model(tt_shard *s, int32_t w, tt_str model,
 
 int tt_shard_merge_origin(tt_shard *s, int32_t w, tt_origin o,
                           const tt_cell *c) {
+        if (!tt_origin_valid(o))
+                return TT_ERR_FORMAT; /* would index outside origins[] */
         wslot *sl = slot_for(s, w, TT_KEY_NONE);
         if (!sl)
                 return TT_ERR_NOMEM;
+        if (!tt_cell_merge_ok(&sl->origins[tt_origin_index(o)], c))
+                return TT_ERR_RANGE;
         tt_cell_merge(&sl->origins[tt_origin_index(o)], c);
         sl->version++;
         return TT_ERR_OK;

@@ -159,6 +159,8 @@ tt_weekview *tt_engine_view_get_(tt_engine *e, int32_t w) {
 
 /* The view of the week before wv, if that week is known and had events. */
 static const tt_weekview *view_prev(const tt_engine *e, const tt_weekview *wv) {
+        if (wv->week == INT32_MIN)
+                return NULL; /* no week before; decoders refuse such weeks */
         const tt_weekview *p = tt_engine_view_find_(e, wv->week - 1);
         return p && tt_weekview_has_events(p) ? p : NULL;
 }
@@ -170,6 +172,8 @@ static int view_add_cell(tt_engine *e, tt_weekview *wv, tt_dim dim,
         tt_row *row = tt_weekview_row(wv, dim, key);
         if (!row)
                 return TT_ERR_NOMEM;
+        if (!tt_cell_merge_ok(&row->c, c))
+                return TT_ERR_RANGE; /* would pass TT_COUNT_MAX */
         tt_cell_merge(&row->c, c);
         return TT_ERR_OK;
 }

@@ -1,6 +1,7 @@
 /* The merger's engine and its changelog; see merger.h. */
 #include "tokentally/merger.h"
 
+#include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <string.h>
@@ -132,6 +133,7 @@ typedef struct latest {
         char *key;
         tt_buf val;
         bool tomb;
+        int64_t offset; /* where it was read, for the reason of a refusal */
 } latest;
 
 typedef struct latest_set {
@@ -140,7 +142,7 @@ typedef struct latest_set {
 } latest_set;
 
 static int latest_put(latest_set *s, const char *key, size_t klen,
-                      const void *val, size_t vlen) {
+                      const void *val, size_t vlen, int64_t offset) {
         latest *x = NULL;
         for (size_t i = 0; i < s->n; i++)
                 if (strlen(s->v[i].key) == klen &&
@@ -168,6 +170,7 @@ static int latest_put(latest_set *s, const char *key, size_t klen,
         }
         tt_buf_reset(&x->val);
         x->tomb = val == NULL;
+        x->offset = offset;
         return val ? tt_buf_append(&x->val, val, vlen) : TT_ERR_OK;
 }
 
@@ -316,7 +319,7 @@ static int read_state(const tt_merger_conf *c, latest_set *out, uint64_t *nread,
                     !memcmp(msg->key, c->group, plen) &&
                     ((const char *)msg->key)[plen] == '/')
                         err = latest_put(out, msg->key, msg->key_len,
-                                         msg->payload, msg->len);
+                                         msg->payload, msg->len, msg->offset);
                 int64_t off = msg->offset;
                 rd_kafka_message_destroy(msg);
                 if (err) {
@@ -360,8 +363,19 @@ tt_merger *tt_merger_new(const tt_merger_conf *c, const tt_sink *sink,
         for (size_t i = 0; i < s.n; i++) {
                 if (s.v[i].tomb)
                         continue;
-                if ((*errp = tt_engine_load(m->e, s.v[i].val.data,
-                                            s.v[i].val.len, errstr, errsize))) {
+                /* A state record that does not check out stops the restore
+                 * (and so the stage, with this reason): running on
+                 * without the week it held would emit wrong totals as
+                 * FINAL, and what it did apply is in the engine. */
+                char why[400];
+                if ((*errp =
+                         tt_engine_load(m->e, s.v[i].val.data, s.v[i].val.len,
+                                        why, sizeof(why)))) {
+                        snprintf(errstr, errsize,
+                                 "state topic %s partition 0 offset %" PRId64
+                                 " key %.100s: %s",
+                                 c->state_topic, s.v[i].offset, s.v[i].key,
+                                 why);
                         latest_free(&s);
                         goto fail;
                 }

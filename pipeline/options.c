@@ -44,6 +44,9 @@ const tt_opt_def tt_opt_defs[] = {
      "--emit-interval of watermark progress)"},
     {"close-at-eof", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, R,
      "close all open weeks and exit when every partition is at its end"},
+    {"max-record-bytes", 0, TT_OPT_INT, "1048576", NULL, 1024, 64 << 20, P,
+     "replay: longest JSON line; a longer one is one dead letter malformed "
+     "(payload: its first bytes) and the rest of it is skipped"},
     {"workers", 0, TT_OPT_INT, "0", NULL, 0, 256, R | P | D,
      "worker threads (0 = number of cores)"},
     {"out", 0, TT_OPT_STR, NULL, NULL, 0, 0, P | G,

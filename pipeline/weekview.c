@@ -245,7 +245,9 @@ int tt_weekview_emit(tt_weekview *wv, tt_emit_mode mode, const tt_keytab *keys,
                 out.has_growth = row->has_prev && row->prev != 0;
                 if (out.has_growth)
                         out.wow_growth_pct =
-                            (double)(row->c.tokens - row->prev) /
+                            /* in double: the int64 difference of two
+                             * counts may overflow */
+                            ((double)row->c.tokens - (double)row->prev) /
                             (double)row->prev * 100.0;
                 out.share_pct = row->share;
                 out.rank = row->rank;

@@ -102,6 +102,10 @@ typedef struct tt_stage_stats {
         /* exactly-once, not the merger: the group's committed partials
          * offset last seen by --close-at-eof (-2: not asked) */
         int64_t partials_applied;
+        /* Exactly-once: corrupt internal records (partials refused by
+         * tt_partial_check, committed offset metadata refused by
+         * tt_offset_meta_*) logged and skipped, never applied. */
+        uint64_t internal_rejected;
         tt_engine_stats engine; /* the merger's, when this instance was */
         double seconds;
 } tt_stage_stats;
