@@ -27,6 +27,7 @@
 #include "tokentally/log.h"
 #include "tokentally/mem.h"
 #include "tokentally/merger.h"
+#include "tokentally/offset_meta.h"
 #include "tokentally/partials.h"
 #include "tokentally/schema_registry.h"
 #include "tokentally/week.h"
@@ -34,8 +35,6 @@
 #define BATCH 1024
 #define TRACKED_WEEKS 32
 #define DETAIL_MAX 200
-/* Exactly-once: the partition's watermark, committed with its offset. */
-#define META_WM_PREFIX "tokentally:v2:wm="
 
 /* Per input partition; fields marked (w) belong to the owning worker and
  * are read by the coordinator only while workers are paused. */
@@ -109,7 +108,8 @@ typedef struct stage {
         _Atomic int err;
         char errmsg[256];
         uint64_t commits;
-        struct tt_stage_live *live; /* conf->live or our own */
+        _Atomic uint64_t internal_rejected; /* see tt_stage_stats */
+        struct tt_stage_live *live;         /* conf->live or our own */
 
         /* Exactly-once. */
         bool eos;
@@ -842,12 +842,17 @@ static void merger_apply(stage *st, const rd_kafka_message_t *m) {
         static const tt_partial_visitor v = {mv_report, mv_model, mv_origin,
                                              mv_event};
         st->fresh = m->offset >= st->eof_from;
+        char why[256];
+        if (tt_partial_check(m->payload, m->len, why, sizeof(why))) {
+                /* Refused whole, nothing applied (docs: hostile input). */
+                atomic_fetch_add(&st->internal_rejected, 1);
+                TT_LOG(TT_LOG_ERROR, "corrupt partial record skipped",
+                       TT_KV_S("topic", st->partials), TT_KV_I("partition", 0),
+                       TT_KV_I("offset", m->offset), TT_KV_S("reason", why));
+                return;
+        }
         int err = tt_partial_decode(m->payload, m->len, &v, st);
-        if (err == TT_ERR_FORMAT)
-                TT_LOG(TT_LOG_WARN, "malformed partial record skipped",
-                       TT_KV_S("topic", st->partials),
-                       TT_KV_I("offset", m->offset));
-        else if (err)
+        if (err)
                 fail(st, err, "merging partials: %s", tt_err2str(err));
 }
 
@@ -976,8 +981,8 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                 t->offset = pp->next_offset;
                 if (mt != INT64_MIN) {
                         char meta[64];
-                        snprintf(meta, sizeof(meta), META_WM_PREFIX "%" PRId64,
-                                 mt);
+                        snprintf(meta, sizeof(meta),
+                                 TT_OFFSET_META_WM_PREFIX "%" PRId64, mt);
                         t->metadata = strdup(meta);
                         t->metadata_size = strlen(meta);
                 }
@@ -1281,18 +1286,29 @@ static bool is_partials(const stage *st, const rd_kafka_topic_partition_t *t) {
 static void restore_watermarks(stage *st,
                                const rd_kafka_topic_partition_list_t *c,
                                int64_t now) {
-        size_t n = strlen(META_WM_PREFIX);
         for (int i = 0; i < c->cnt; i++) {
                 const rd_kafka_topic_partition_t *t = &c->elems[i];
-                char v[32];
-                if (is_partials(st, t) || !t->metadata ||
-                    t->metadata_size <= n ||
-                    t->metadata_size - n >= sizeof(v) ||
-                    memcmp(t->metadata, META_WM_PREFIX, n))
+                char why[200];
+                int64_t wm;
+                if (is_partials(st, t) || t->partition < 0 ||
+                    t->partition >= st->nparts)
                         continue;
-                memcpy(v, (const char *)t->metadata + n, t->metadata_size - n);
-                v[t->metadata_size - n] = '\0';
-                int64_t wm = strtoll(v, NULL, 10);
+                int err = tt_offset_meta_wm(t->metadata, t->metadata_size, &wm,
+                                            why, sizeof(why));
+                if (err == TT_ERR_FORMAT) {
+                        /* The partition then starts with no watermark, as
+                         * a new one: it holds the watermark back until its
+                         * events show where it is. */
+                        atomic_fetch_add(&st->internal_rejected, 1);
+                        TT_LOG(TT_LOG_ERROR,
+                               "corrupt committed offset metadata ignored",
+                               TT_KV_S("topic", t->topic),
+                               TT_KV_I("partition", t->partition),
+                               TT_KV_I("offset", t->offset),
+                               TT_KV_S("reason", why));
+                }
+                if (err)
+                        continue;
                 tt_engine_seen(st->e, t->partition, wm, now);
                 newest(&st->parts[t->partition], wm);
         }
@@ -1373,14 +1389,19 @@ static int eos_start_offsets(stage *st, rd_kafka_topic_partition_list_t *parts,
 static bool restore_replay_line(stage *st,
                                 const rd_kafka_topic_partition_t *t) {
         tt_commit_meta cm;
-        if (!t->metadata || t->partition < 0 || t->partition >= st->nparts)
-                return false;
+        size_t pl = strlen(TT_COMMIT_META_PREFIX);
+        if (!t->metadata || t->metadata_size < pl ||
+            memcmp(t->metadata, TT_COMMIT_META_PREFIX, pl) ||
+            t->partition < 0 || t->partition >= st->nparts)
+                return false; /* none, or not ours */
         if (tt_commit_meta_parse(t->metadata, t->metadata_size, &cm)) {
-                TT_LOG(TT_LOG_WARN,
-                       "commit metadata not understood: the partition is "
-                       "read from its committed offset as is",
+                atomic_fetch_add(&st->internal_rejected, 1);
+                TT_LOG(TT_LOG_ERROR,
+                       "corrupt committed offset metadata ignored: the "
+                       "partition is read from its committed offset as is",
                        TT_KV_S("topic", t->topic),
-                       TT_KV_I("partition", t->partition));
+                       TT_KV_I("partition", t->partition),
+                       TT_KV_I("offset", t->offset));
                 return false;
         }
         if (cm.oldest > atomic_load(&st->skip_below))
@@ -1710,6 +1731,7 @@ static void collect(stage *st, tt_stage_stats *s) {
                 }
         }
         s->commits = st->commits;
+        s->internal_rejected = atomic_load(&st->internal_rejected);
         s->closed = st->closed;
         s->merger = st->merger || st->have_merger_stats;
         s->partials_applied = st->applied_seen;
@@ -1818,6 +1840,8 @@ void tt_stage_live_snapshot(tt_stage_live *l, tt_stage_snapshot *s) {
                                 s->stats.dead_letters += d;
                         }
                 }
+                s->stats.internal_rejected =
+                    atomic_load(&st->internal_rejected);
                 s->stats.engine = l->eng;
                 s->watermark_ms = l->watermark_ms;
                 s->merger = l->merger;
