@@ -73,6 +73,8 @@ struct tt_engine {
 
         tt_engine_stats st;
         int64_t now;
+        /* Events refused by --max-keys; workers add to it. */
+        _Atomic uint64_t key_limit_events;
 };
 
 /* The view of week w, or NULL. */

@@ -9,11 +9,16 @@
  * layout can be told apart:
  *   meta: 'M' 1 | i64 watermark | u32 closed_through | u32 n |
  *         n x (u32 pid, i64 max_time, u8 flags: 1 idle, 2 eof)
- *   week: 'W' 1 | u32 week | u32 nm | nm x (bytes model, cell) |
+ *   week: 'W' 2 | u32 week | u32 nm | nm x (bytes model, cell) |
  *         u32 no | no x (u32 origin, cell) | u8 has_view | view
  *   view: u8 dirty | u32 nrows | rows | u32 nrules | results
- * Derived fields (prev, share, rank, order) are recomputed before every
- * emission, so they are not saved. */
+ *   row:  u8 dim | bytes model or u32 key | cell | u8 flags (1 emitted,
+ *         2 changed since) | u32 revision | [cell as emitted, when both]
+ * Derived fields (prev, share, rank) are recomputed at every emission, and
+ * what was last emitted is the current cell unless a row changed since, so
+ * version 2 keeps only that. A version 1 week record (every row's emitted
+ * cell, prev, share and rank) is still read: a row whose emitted cell
+ * differs from its cell is restored as changed. */
 #include <stdio.h>
 #include <string.h>
 
@@ -77,21 +82,24 @@ static int save_view(tt_buf *b, const tt_engine *e, const tt_weekview *wv) {
         err = err ? err : tt_put_u32(b, wv->n);
         for (uint32_t i = 0; !err && i < wv->n; i++) {
                 const tt_row *r = &wv->rows[i];
-                err = tt_put_u8(b, (uint8_t)r->dim);
-                if (!err && r->dim == TT_DIM_MODEL) {
+                err = tt_put_u8(b, (uint8_t)tt_row_dim(r));
+                if (!err && tt_row_dim(r) == TT_DIM_MODEL) {
                         tt_str k = tt_keytab_str(e->keys, r->key);
                         err = tt_put_bytes(b, k.ptr, k.len);
                 } else if (!err) {
                         err = tt_put_u32(b, r->key);
                 }
-                err = err ? err : tt_put_cell(b, &r->c);
-                err = err ? err : tt_put_u8(b, r->emitted);
-                err = err ? err : tt_put_u32(b, (uint32_t)r->revision);
-                err = err ? err : tt_put_cell(b, &r->em);
-                err = err ? err : tt_put_u8(b, r->em_has_prev);
-                err = err ? err : tt_put_i64(b, r->em_prev);
-                err = err ? err : tt_put_f64(b, r->em_share);
-                err = err ? err : tt_put_u32(b, (uint32_t)r->em_rank);
+                tt_cell c;
+                tt_ccell_get(&r->c, wv->start_ms, &c);
+                unsigned flags =
+                    r->c.spare[1] & (TT_ROW_EMITTED | TT_ROW_TOUCHED);
+                err = err ? err : tt_put_cell(b, &c);
+                err = err ? err : tt_put_u8(b, (uint8_t)flags);
+                err = err ? err : tt_put_u32(b, r->revision);
+                if (!err && flags == (TT_ROW_EMITTED | TT_ROW_TOUCHED)) {
+                        tt_weekview_emitted_cell(wv, i, &c);
+                        err = tt_put_cell(b, &c);
+                }
         }
         err = err ? err : tt_put_u32(b, (uint32_t)wv->nrules);
         for (size_t i = 0; !err && i < wv->nrules; i++) {
@@ -124,7 +132,7 @@ static int save_week(tt_engine *e, tt_buf *b, int32_t w) {
         const tt_weekview *wv = tt_engine_view_find_(e, w);
         tt_buf_reset(b);
         int err = tt_put_u8(b, 'W');
-        err = err ? err : tt_put_u8(b, 1);
+        err = err ? err : tt_put_u8(b, 2);
         err = err ? err : tt_put_u32(b, (uint32_t)w);
         err = err ? err : save_cells(b, s, w, true);
         err = err ? err : save_cells(b, s, w, false);
@@ -204,7 +212,7 @@ static tt_str load_str(tt_engine *e, tt_rd *r, tt_dim dim) {
         return tt_keytab_str(e->keys, id);
 }
 
-static int load_view(tt_engine *e, tt_rd *r, int32_t w) {
+static int load_view(tt_engine *e, tt_rd *r, int32_t w, unsigned version) {
         tt_weekview *wv = tt_engine_view_get_(e, w);
         if (!wv)
                 return TT_ERR_NOMEM;
@@ -228,17 +236,34 @@ static int load_view(tt_engine *e, tt_rd *r, int32_t w) {
                 } else {
                         return TT_ERR_FORMAT;
                 }
-                tt_row *row = tt_weekview_row(wv, dim, key);
-                if (!row)
-                        return TT_ERR_NOMEM;
-                tt_get_cell(r, &row->c);
-                row->emitted = tt_get_u8(r);
-                row->revision = (int32_t)tt_get_u32(r);
-                tt_get_cell(r, &row->em);
-                row->em_has_prev = tt_get_u8(r);
-                row->em_prev = tt_get_i64(r);
-                row->em_share = tt_get_f64(r);
-                row->em_rank = (int32_t)tt_get_u32(r);
+                tt_cell c, em;
+                tt_get_cell(r, &c);
+                em = c;
+                unsigned flags = tt_get_u8(r);
+                uint32_t revision = tt_get_u32(r);
+                if (version == 1) {
+                        flags = flags ? TT_ROW_EMITTED : 0;
+                        tt_get_cell(r, &em);
+                        (void)tt_get_u8(r);  /* prev, share and rank as */
+                        (void)tt_get_i64(r); /* emitted: derived from */
+                        (void)tt_get_f64(r); /* the cells now */
+                        (void)tt_get_u32(r);
+                        if (flags && (em.tokens != c.tokens ||
+                                      em.prompt_tokens != c.prompt_tokens ||
+                                      em.requests != c.requests ||
+                                      em.last_origin != c.last_origin))
+                                flags |= TT_ROW_TOUCHED;
+                } else if (flags == (TT_ROW_EMITTED | TT_ROW_TOUCHED)) {
+                        tt_get_cell(r, &em);
+                } else if (flags > 3) {
+                        return TT_ERR_FORMAT;
+                }
+                if (!tt_rd_ok(r))
+                        return TT_ERR_FORMAT;
+                int err = tt_weekview_restore_row(wv, dim, key, &c, flags,
+                                                  revision, &em);
+                if (err)
+                        return err;
         }
         uint32_t nrules = tt_get_u32(r);
         if (nrules != wv->nrules)
@@ -263,7 +288,7 @@ static int load_view(tt_engine *e, tt_rd *r, int32_t w) {
         return tt_rd_ok(r) ? TT_ERR_OK : TT_ERR_FORMAT;
 }
 
-static int load_week(tt_engine *e, tt_rd *r) {
+static int load_week(tt_engine *e, tt_rd *r, unsigned version) {
         int32_t w = (int32_t)tt_get_u32(r);
         int err = TT_ERR_OK;
         uint32_t nm = tt_get_u32(r);
@@ -286,7 +311,7 @@ static int load_week(tt_engine *e, tt_rd *r) {
                         err = tt_shard_merge_origin(e->shards[0], w, o, &c);
         }
         if (!err && tt_get_u8(r))
-                err = load_view(e, r, w);
+                err = load_view(e, r, w, version);
         return err;
 }
 
@@ -316,10 +341,10 @@ int tt_engine_load(tt_engine *e, const void *rec, size_t len, char *errstr,
         tt_rd r = tt_rd_init(rec, len);
         uint8_t kind = tt_get_u8(&r), version = tt_get_u8(&r);
         int err;
-        if (version != 1)
+        if (kind == 'W' && (version == 1 || version == 2))
+                err = load_week(e, &r, version);
+        else if (version != 1)
                 err = TT_ERR_FORMAT;
-        else if (kind == 'W')
-                err = load_week(e, &r);
         else if (kind == 'M')
                 err = load_meta(e, &r);
         else
