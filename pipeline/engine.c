@@ -193,6 +193,13 @@ static void merge_origin(void *opaque, tt_origin o, const tt_cell *c) {
 static int merge_shards(tt_engine *e, tt_weekview *wv) {
         static const tt_shard_visitor visitor = {merge_model, merge_origin};
         merge_ctx m = {e, wv, tt_weekview_clear_counts(wv)};
+        /* Sized once for what the shards hold (a model counted by two
+         * workers is reserved twice; a closed week is shrunk after). */
+        uint64_t need = 64;
+        for (uint32_t i = 0; i < e->conf.nshards; i++)
+                need += tt_shard_week_models(e->shards[i], wv->week);
+        if (!m.err)
+                m.err = tt_weekview_reserve(wv, need);
         for (uint32_t i = 0; i < e->conf.nshards; i++)
                 tt_shard_visit(e->shards[i], wv->week, &visitor, &m);
         return m.err;
@@ -383,13 +390,15 @@ static int close_week(tt_engine *e, int32_t w) {
         if (!wv)
                 return TT_ERR_NOMEM;
         int err = merge_shards(e, wv);
+        /* Merged: the shards' cells of the week are freed before the
+         * emission's working arrays are made (a lower peak). */
+        for (uint32_t i = 0; i < e->conf.nshards; i++)
+                tt_shard_drop(e->shards[i], w);
+        tt_weekview_shrink(wv);
         if (!err)
                 err = derive_emit(e, wv, TT_EMIT_FINAL);
         if (!err)
                 err = decide_streaks(e, wv);
-        for (uint32_t i = 0; i < e->conf.nshards; i++)
-                tt_shard_drop(e->shards[i], w);
-        tt_weekview_shrink(wv);
         e->st.weeks_closed++;
         return err;
 }

@@ -92,6 +92,22 @@ static int rebuild_index(tt_weekview *wv, uint32_t size) {
         return TT_ERR_OK;
 }
 
+int tt_weekview_reserve(tt_weekview *wv, uint64_t more) {
+        uint64_t want = wv->n + more;
+        if (want >= UINT32_MAX / 2)
+                return TT_ERR_NOMEM;
+        if (want > wv->cap) {
+                tt_row *nr = tt_realloc(wv->rows, want * sizeof(*nr));
+                if (!nr)
+                        return TT_ERR_NOMEM;
+                wv->rows = nr;
+                wv->cap = (uint32_t)want;
+        }
+        if (want * 10 > (uint64_t)wv->isize * 7)
+                return rebuild_index(wv, (uint32_t)(want * 2 + 64));
+        return TT_ERR_OK;
+}
+
 tt_row *tt_weekview_row(tt_weekview *wv, tt_dim dim, uint32_t key) {
         uint32_t *sl = find_slot(wv, dim, key);
         if (*sl)
@@ -288,7 +304,7 @@ void tt_weekview_shrink(tt_weekview *wv) {
                         wv->cap = (uint32_t)n;
                 }
         }
-        uint64_t size = (uint64_t)wv->n * 5 / 3 + 16;
+        uint64_t size = (uint64_t)wv->n * 3 / 2 + 16;
         if (size < wv->isize)
                 (void)rebuild_index(wv, (uint32_t)size); /* else as it was */
         tt_free(wv->prov_req);
@@ -323,10 +339,15 @@ static tt_str key_of(tt_dim dim, uint32_t key, const tt_keytab *keys) {
 typedef struct sort_item {
         int64_t tokens;
         uint64_t prefix;
-        tt_str key;
         uint32_t row;
         uint32_t dim;
 } sort_item;
+
+/* The full keys of a tie on the first 8 bytes are found from the rows. */
+typedef struct sort_ctx {
+        const tt_weekview *wv;
+        const tt_keytab *keys;
+} sort_ctx;
 
 static uint64_t prefix_of(tt_str k) {
         uint64_t p = 0;
@@ -336,7 +357,7 @@ static uint64_t prefix_of(tt_str k) {
 }
 
 /* Rank order: dimension, tokens desc, key asc (SPEC §4). */
-static int cmp_items(const void *a, const void *b) {
+static int cmp_items(const void *a, const void *b, void *arg) {
         const sort_item *x = a, *y = b;
         if (x->dim != y->dim)
                 return x->dim < y->dim ? -1 : 1;
@@ -344,13 +365,18 @@ static int cmp_items(const void *a, const void *b) {
                 return x->tokens > y->tokens ? -1 : 1;
         if (x->prefix != y->prefix)
                 return x->prefix < y->prefix ? -1 : 1;
-        return tt_str_cmp(x->key, y->key);
+        const sort_ctx *c = arg;
+        return tt_str_cmp(
+            key_of((tt_dim)x->dim, c->wv->rows[x->row].key, c->keys),
+            key_of((tt_dim)y->dim, c->wv->rows[y->row].key, c->keys));
 }
 
 /* Ranks of the rows given in items (sorted here): rank[row] = 1-based
  * position within its dimension. */
-static void rank_items(sort_item *items, uint32_t n, uint32_t *rank) {
-        qsort(items, n, sizeof(*items), cmp_items);
+static void rank_items(const tt_weekview *wv, const tt_keytab *keys,
+                       sort_item *items, uint32_t n, uint32_t *rank) {
+        sort_ctx ctx = {wv, keys};
+        qsort_r(items, n, sizeof(*items), cmp_items, &ctx);
         uint32_t k = 0;
         for (uint32_t i = 0; i < n; i++) {
                 if (i == 0 || items[i].dim != items[i - 1].dim)
@@ -363,7 +389,7 @@ static sort_item item_of(const tt_weekview *wv, uint32_t r, int64_t tokens,
                          const tt_keytab *keys) {
         const tt_row *row = &wv->rows[r];
         tt_str k = key_of((tt_dim)DIM(row), row->key, keys);
-        return (sort_item){tokens, prefix_of(k), k, r, DIM(row)};
+        return (sort_item){tokens, prefix_of(k), r, DIM(row)};
 }
 
 typedef struct derived {
@@ -465,14 +491,14 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                                 items[m++] =
                                     item_of(wv, r, tt_ccell_tokens(c), keys);
                 }
-                rank_items(items, m, old_rank);
+                rank_items(wv, keys, items, m, old_rank);
         }
         m = 0;
         for (uint32_t r = 0; r < wv->n; r++)
                 if (wv->rows[r].c.requests)
                         items[m++] = item_of(
                             wv, r, tt_ccell_tokens(&wv->rows[r].c), keys);
-        rank_items(items, m, rank);
+        rank_items(wv, keys, items, m, rank);
 
         uint32_t t = *find_slot(wv, TT_DIM_TOTAL, 0);
         int64_t total = t ? tt_ccell_tokens(&wv->rows[t - 1].c) : 0;

@@ -92,8 +92,11 @@ bool tt_weekview_has_events(const tt_weekview *wv);
  * one): what was emitted is now the current content. */
 void tt_weekview_settle(tt_weekview *wv);
 /* Gives back the slack of a week that was just closed (rows to size, index
- * to about 60% load): closed weeks are the bulk of what is held. */
+ * to about 67% load): closed weeks are the bulk of what is held. */
 void tt_weekview_shrink(tt_weekview *wv);
+/* Room for more rows without regrowth (a merge of known size). 0 or
+ * TT_ERR_NOMEM. */
+int tt_weekview_reserve(tt_weekview *wv, uint64_t more);
 /* Renumbers MODEL keys (map[old id] = new id; the engine compacting its
  * key table) and re-indexes in place. Cannot fail. */
 void tt_weekview_remap_keys(tt_weekview *wv, const uint32_t *map);
