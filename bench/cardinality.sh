@@ -32,32 +32,9 @@ MODELS=${BENCH_MODELS:-100000}
 REPEAT=${BENCH_REPEAT:-5}
 DUCK_THREADS=${BENCH_DUCKDB_THREADS:-2}
 
-log() { printf '%s\n' "$*" >&2; }
-die() { log "bench: $*"; exit 1; }
+# shellcheck source=bench/setup.sh
+. "$here/setup.sh"
 
-command -v /usr/bin/time >/dev/null || die "/usr/bin/time is needed (Debian package 'time'; bench/run.sh installs it)"
-command -v node >/dev/null || die "node (20+) is needed for the DuckDB comparison"
-want_duck=$(node -p "require('$here/package.json').dependencies['@duckdb/node-api']")
-have_duck=$(node -p "try{require('$here/node_modules/@duckdb/node-api/package.json').version}catch(e){''}")
-if [ "$have_duck" != "$want_duck" ]; then
-        log "installing @duckdb/node-api $want_duck into bench/node_modules"
-        (cd "$here" && npm ci --no-audit --no-fund --loglevel=error >&2)
-fi
-if [ -n "${BENCH_TOKENTALLY:-}" ]; then
-        TT=$BENCH_TOKENTALLY
-else
-        gen_flag=()
-        command -v ninja >/dev/null && [ ! -f "$BUILD/CMakeCache.txt" ] && gen_flag=(-G Ninja)
-        log "building release binary in $BUILD"
-        cmake -S "$repo" -B "$BUILD" "${gen_flag[@]}" -DCMAKE_BUILD_TYPE=Release >/dev/null
-        cmake --build "$BUILD" --target tokentally -j "$(nproc)" >/dev/null
-        TT=$BUILD/tokentally
-fi
-[ -x "$TT" ] || die "no binary at $TT"
-
-mkdir -p "$DATA"
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/tt-card.XXXXXX")
-trap 'rm -rf "$WORK"' EXIT
 gen_hash=$(sha256sum "$repo/tests/gen_cardinality.py" | cut -c1-16)
 HC=$DATA/cardinality-$WEEKS-x-$MODELS-$gen_hash.jsonl
 SMALL=$DATA/cardinality-$WEEKS-x-$((MODELS / 10))-$gen_hash.jsonl

@@ -29,19 +29,27 @@ static void teardown(void) {
         tt_origin_map_destroy(map);
 }
 
-static tt_engine *mk(recorder *rc, uint32_t shards, bool dlq, int retain) {
+/* max_models: --max-keys (0, the default, unbounded). */
+static tt_engine *mk_keys(recorder *rc, uint32_t shards, bool dlq, int retain,
+                          uint32_t max_models) {
         tt_engine_conf c;
         tt_engine_conf_defaults(&c);
+        ck_assert_uint_eq(c.max_models, 0);
         c.origins = map;
         c.max_future_ms = -1;
         c.idle_timeout_ms = 0;
         c.nshards = shards;
         c.late_dlq = dlq;
         c.retain_weeks = retain;
+        c.max_models = max_models;
         char err[256];
         tt_engine *e = tt_engine_new(&c, &recorder_sink, rc, err, sizeof(err));
         ck_assert_msg(e != NULL, "%s", err);
         return e;
+}
+
+static tt_engine *mk(recorder *rc, uint32_t shards, bool dlq, int retain) {
+        return mk_keys(rc, shards, dlq, retain, 0);
 }
 
 static void offer_ok(tt_engine *e, int pid, tt_event ev) {
@@ -518,16 +526,7 @@ END_TEST
  * the next week starts afresh. Unbounded by default (the other tests). */
 START_TEST(test_max_keys) {
         recorder rc = {0};
-        tt_engine_conf c;
-        tt_engine_conf_defaults(&c);
-        ck_assert_uint_eq(c.max_models, 0);
-        c.origins = map;
-        c.max_future_ms = -1;
-        c.idle_timeout_ms = 0;
-        c.max_models = 2;
-        char err[256];
-        tt_engine *e = tt_engine_new(&c, &recorder_sink, &rc, err, sizeof(err));
-        ck_assert_ptr_nonnull(e);
+        tt_engine *e = mk_keys(&rc, 1, false, 12, 2);
         offer_ok(e, 0, mkev("deepseek/a", NULL, W14 + HOUR, 100, 0));
         offer_ok(e, 0, mkev("openai/x", NULL, W14 + HOUR, 100, 0));
         ck_assert_int_eq(offer(e, 0, mkev("qwen/q", NULL, W14 + HOUR, 1, 0)),
