@@ -477,9 +477,10 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
         size_t n = wv->n ? wv->n : 1;
         sort_item *items = tt_malloc(n * sizeof(*items));
         uint32_t *rank = tt_malloc(n * sizeof(*rank));
+        int64_t *prev = tt_malloc(n * sizeof(*prev));
         uint32_t *old_rank = old_ranks ? tt_calloc(n, sizeof(*old_rank)) : NULL;
         int err = TT_ERR_OK;
-        if (!items || !rank || (old_ranks && !old_rank)) {
+        if (!items || !rank || !prev || (old_ranks && !old_rank)) {
                 err = TT_ERR_NOMEM;
                 goto out;
         }
@@ -493,11 +494,22 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                 }
                 rank_items(wv, keys, items, m, old_rank);
         }
+        /* prev_tokens in row order, before the rank order scatters the
+         * rows: a model's rows sit in about the same place in each week's
+         * array (first seen first), so the previous week is read mostly
+         * in order. -1: none. */
         m = 0;
-        for (uint32_t r = 0; r < wv->n; r++)
-                if (wv->rows[r].c.requests)
-                        items[m++] = item_of(
-                            wv, r, tt_ccell_tokens(&wv->rows[r].c), keys);
+        for (uint32_t r = 0; r < wv->n; r++) {
+                const tt_row *row = &wv->rows[r];
+                if (!row->c.requests)
+                        continue;
+                items[m++] = item_of(wv, r, tt_ccell_tokens(&row->c), keys);
+                bool has;
+                prev_of(prev_week, (tt_dim)DIM(row), row->key, false, &has,
+                        &prev[r]);
+                if (!has)
+                        prev[r] = -1;
+        }
         rank_items(wv, keys, items, m, rank);
 
         uint32_t t = *find_slot(wv, TT_DIM_TOTAL, 0);
@@ -514,7 +526,8 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                 derived d;
                 d.rank = rank[r];
                 d.share = share_of(tt_ccell_tokens(&row->c), total);
-                prev_of(prev_week, dim, row->key, false, &d.has_prev, &d.prev);
+                d.has_prev = prev[r] >= 0;
+                d.prev = d.has_prev ? prev[r] : 0;
                 bool emit;
                 int32_t revision = 0;
                 tt_status status;
@@ -567,6 +580,7 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
 out:
         tt_free(items);
         tt_free(rank);
+        tt_free(prev);
         tt_free(old_rank);
         return err;
 }
