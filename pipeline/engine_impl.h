@@ -80,6 +80,8 @@ struct tt_engine {
         int32_t revision_base;  /* their rows' revision when they close */
         char **seed_holder;     /* per rule: holder of week quiet_through */
         int32_t *seed_length;   /* and its streak length (0: none) */
+        /* Events refused by --max-keys; workers add to it. */
+        _Atomic uint64_t key_limit_events;
 };
 
 /* The view of week w, or NULL. */

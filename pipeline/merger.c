@@ -352,6 +352,10 @@ tt_merger *tt_merger_new(const tt_merger_conf *c, const tt_sink *sink,
         ec.nshards = 1;
         ec.idle_timeout_ms = 0; /* fronts report idleness */
         ec.max_future_ms = -1;  /* fronts checked it against their clock */
+        /* --max-keys is applied by the fronts, where an event over it still
+         * has its bytes for the dead letter; the merger takes every cell
+         * they counted (several fronts may each hold the bound). */
+        ec.max_models = 0;
         if (!(m->e = tt_engine_new(&ec, sink, opaque, errstr, errsize)))
                 goto fail;
         latest_set s = {0};

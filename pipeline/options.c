@@ -25,6 +25,10 @@ const tt_opt_def tt_opt_defs[] = {
      "events for a closed week: revise its rows, or dead-letter them"},
     {"retain-weeks", 0, TT_OPT_INT, "12", NULL, 1, 520, R | P | D,
      "closed weeks kept for revisions; older events are too_late"},
+    {"max-keys", 0, TT_OPT_INT, "0", NULL, 0, 4294967294.0, R | P | D,
+     "distinct models one week may hold per counting shard (worker); "
+     "events of further models are dead letters key_limit (0 = unbounded: "
+     "memory follows the distinct (week, model) cells retained)"},
     {"streak", 0, TT_OPT_LIST, NULL, NULL, 0, 0, R | P | D,
      "streak rule, repeatable (default: leader:origin, leader:model, "
      "leader:origin:CN,US)"},
