@@ -942,6 +942,15 @@ static void repair_gaps(stage *st) {
         rd_kafka_topic_partition_list_destroy(l);
 }
 
+#define PARTIAL_CHUNK (4u << 20)
+
+static int partial_flush(void *opaque, const void *rec, size_t len) {
+        stage *st = opaque;
+        const char *g = st->conf->group;
+        return tt_kafka_out_raw(st->conf->out, st->partials, 0, g, strlen(g),
+                                rec, len);
+}
+
 /* One transaction's end, with the workers paused: what the workers
  * counted goes out as a partial record, the merger (if here) runs and
  * checkpoints, and the offsets commit with all of it. final: no new
@@ -956,6 +965,10 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
         double emit_s = -1;
         tt_partial_writer pw;
         tt_partial_cells_begin(&pw, &st->pbuf);
+        /* A front that counted 10^5-10^6 models in one interval would pass
+         * the partials topic's max.message.bytes (16 MiB) in one record:
+         * cut at 4 MiB, the reports in the last piece (partials.h). */
+        tt_partial_cells_chunked(&pw, PARTIAL_CHUNK, partial_flush, st);
         bool any = false, all_eof = true;
         /* One pass: each owned partition's report, and its offset (with
          * its watermark as metadata) for this transaction's commit. */
