@@ -264,6 +264,13 @@ int tt_cmd_replay(int argc, char **argv) {
                 (unsigned long long)es.rows[TT_STATUS_REVISED],
                 (unsigned long long)es.rows[TT_STATUS_PROVISIONAL],
                 (unsigned long long)es.streaks, st.seconds);
+        if (es.key_limit_events)
+                fprintf(stderr,
+                        "replay: WARNING: --max-keys %u reached: %llu valid "
+                        "events of models past it were NOT counted (dead "
+                        "letters key_limit)\n",
+                        (unsigned)es.max_keys,
+                        (unsigned long long)es.key_limit_events);
         rc = 0;
 out:
         out_close(&ro.rollups);

@@ -1,6 +1,8 @@
-/* Weekly counters of one shard; see counters.h. A week slot holds a dense
- * array of cells indexed by the shard's model id and a fixed array for the
- * 676 possible origin codes, so an event touches two cells by index. */
+/* Weekly counters of one shard; see counters.h. A week slot holds an
+ * open-addressing index of (32-bit hash tag, entry) pairs, a dense array of
+ * model entries (slug position, cached origin, cell) and an arena of the
+ * week's slugs, plus a fixed array for the 676 possible origin codes. A
+ * closed week frees its four arrays; no slug outlives its week. */
 #include "tokentally/counters.h"
 
 #include <string.h>
@@ -9,20 +11,29 @@
 #include "tokentally/keytab.h"
 #include "tokentally/mem.h"
 
+typedef struct mentry {
+        uint32_t off;         /* slug in the slot's arena */
+        uint16_t len;         /* slugs are <= 256 bytes (SPEC §2) */
+        tt_origin map_origin; /* the origin map's answer for the slug */
+        tt_ccell c;
+} mentry;
+
 typedef struct wslot {
         int32_t week;
-        uint32_t ncells; /* cells allocated in models[] */
+        int64_t start; /* tt_week_start(week) */
         uint64_t version;
-        tt_cell *models;
-        tt_cell *origins; /* TT_NORIGINS */
+        uint64_t *index; /* hash tag << 32 | entry + 1; 0 = empty */
+        uint32_t mask;   /* index size - 1; load kept <= 1/2 */
+        uint32_t n, cap; /* entries */
+        mentry *models;
+        char *arena;
+        size_t alen, acap;
+        tt_ccell *origins; /* TT_NORIGINS */
 } wslot;
 
 struct tt_shard {
         const tt_origin_map *map;
-        tt_keytab *models;
-        uint32_t max_models;
-        tt_origin *model_origin; /* by model id: the map's answer */
-        uint32_t model_origin_cap;
+        uint32_t max_models; /* per week; 0 = unbounded */
         wslot *slots;
         size_t nslots, capslots;
         size_t last; /* index of the slot used last: most events hit it */
@@ -34,16 +45,13 @@ tt_shard *tt_shard_new(const tt_origin_map *map, uint32_t max_models) {
                 return NULL;
         s->map = map;
         s->max_models = max_models;
-        s->models = tt_keytab_new(max_models);
-        if (!s->models) {
-                tt_free(s);
-                return NULL;
-        }
         return s;
 }
 
 static void slot_free(wslot *w) {
+        tt_free(w->index);
         tt_free(w->models);
+        tt_free(w->arena);
         tt_free(w->origins);
 }
 
@@ -53,8 +61,6 @@ void tt_shard_destroy(tt_shard *s) {
         for (size_t i = 0; i < s->nslots; i++)
                 slot_free(&s->slots[i]);
         tt_free(s->slots);
-        tt_free(s->model_origin);
-        tt_keytab_destroy(s->models);
         tt_free(s);
 }
 
@@ -88,24 +94,16 @@ static wslot *add_slot(tt_shard *s, int32_t w) {
         wslot *sl = &s->slots[s->nslots];
         memset(sl, 0, sizeof(*sl));
         sl->week = w;
-        sl->origins = tt_calloc(TT_NORIGINS, sizeof(tt_cell));
-        if (!sl->origins)
+        sl->start = tt_week_start(w);
+        sl->origins = tt_calloc(TT_NORIGINS, sizeof(tt_ccell));
+        sl->index = tt_calloc(64, sizeof(uint64_t));
+        if (!sl->origins || !sl->index) {
+                slot_free(sl);
                 return NULL;
+        }
+        sl->mask = 63;
         s->last = s->nslots++;
         return sl;
-}
-
-static int grow_cells(wslot *sl, uint32_t need) {
-        uint32_t ncap = sl->ncells ? sl->ncells : 64;
-        while (ncap < need)
-                ncap *= 2;
-        tt_cell *nc = tt_realloc(sl->models, ncap * sizeof(tt_cell));
-        if (!nc)
-                return TT_ERR_NOMEM;
-        memset(nc + sl->ncells, 0, (ncap - sl->ncells) * sizeof(tt_cell));
-        sl->models = nc;
-        sl->ncells = ncap;
-        return TT_ERR_OK;
 }
 
 tt_origin tt_event_origin(const tt_origin_map *map, const tt_event *ev) {
@@ -114,74 +112,125 @@ tt_origin tt_event_origin(const tt_origin_map *map, const tt_event *ev) {
         return tt_origin_of_model(map, ev->model.ptr, ev->model.len);
 }
 
-/* The shard's id of model, added (with the origin map's answer for it)
- * when new. TT_ERR_LIMIT past max_models. */
-static int model_id(tt_shard *s, tt_str model, uint32_t *out) {
-        int is_new;
-        uint32_t id =
-            tt_keytab_intern(s->models, model.ptr, model.len, &is_new);
-        if (id == TT_KEY_NONE)
-                return tt_keytab_count(s->models) >= s->max_models
-                           ? TT_ERR_LIMIT
-                           : TT_ERR_NOMEM;
-        if (is_new) {
-                if (id >= s->model_origin_cap) {
-                        uint32_t ncap =
-                            s->model_origin_cap ? s->model_origin_cap * 2 : 64;
-                        tt_origin *no =
-                            tt_realloc(s->model_origin, ncap * sizeof(*no));
-                        if (!no)
-                                return TT_ERR_NOMEM;
-                        s->model_origin = no;
-                        s->model_origin_cap = ncap;
-                }
-                s->model_origin[id] =
-                    tt_origin_of_model(s->map, model.ptr, model.len);
+static int grow_index(wslot *sl) {
+        uint32_t ncap = (sl->mask + 1) * 2;
+        uint64_t *ni = tt_calloc(ncap, sizeof(uint64_t));
+        if (!ni)
+                return TT_ERR_NOMEM;
+        for (uint32_t i = 0; i <= sl->mask; i++) {
+                uint64_t v = sl->index[i];
+                if (!v)
+                        continue;
+                uint32_t j = (uint32_t)(v >> 32) & (ncap - 1);
+                while (ni[j])
+                        j = (j + 1) & (ncap - 1);
+                ni[j] = v;
         }
-        *out = id;
+        tt_free(sl->index);
+        sl->index = ni;
+        sl->mask = ncap - 1;
         return TT_ERR_OK;
 }
 
-int tt_shard_add(tt_shard *s, int32_t w, const tt_event *ev) {
-        uint32_t id;
-        int err = model_id(s, ev->model, &id);
-        if (err)
-                return err;
+/* Appends a new entry for model (hash tag h) at index position *at. */
+static mentry *add_entry(tt_shard *s, wslot *sl, tt_str model, uint32_t h,
+                         uint64_t *at, int *err) {
+        *err = TT_ERR_LIMIT;
+        if ((s->max_models && sl->n >= s->max_models) ||
+            model.len > UINT16_MAX || sl->n == UINT32_MAX - 1)
+                return NULL;
+        *err = TT_ERR_NOMEM;
+        if (sl->n == sl->cap) {
+                uint32_t ncap = sl->cap ? sl->cap * 2 : 64;
+                mentry *nm = tt_realloc(sl->models, ncap * sizeof(*nm));
+                if (!nm)
+                        return NULL;
+                sl->models = nm;
+                sl->cap = ncap;
+        }
+        if (sl->acap - sl->alen < model.len) {
+                size_t ncap = sl->acap ? sl->acap * 2 : 4096;
+                while (ncap - sl->alen < model.len)
+                        ncap *= 2;
+                char *na = tt_realloc(sl->arena, ncap);
+                if (!na)
+                        return NULL;
+                sl->arena = na;
+                sl->acap = ncap;
+        }
+        mentry *m = &sl->models[sl->n];
+        memset(m, 0, sizeof(*m));
+        m->off = (uint32_t)sl->alen;
+        m->len = (uint16_t)model.len;
+        m->map_origin = tt_origin_of_model(s->map, model.ptr, model.len);
+        memcpy(sl->arena + sl->alen, model.ptr, model.len);
+        sl->alen += model.len;
+        *at = (uint64_t)h << 32 | ++sl->n;
+        if ((uint64_t)sl->n * 2 > (uint64_t)sl->mask + 1 && grow_index(sl)) {
+                /* Keep the table usable: forget the entry just added. */
+                sl->n--;
+                sl->alen -= model.len;
+                *at = 0;
+                return NULL;
+        }
+        *err = TT_ERR_OK;
+        return m;
+}
+
+/* The entry of model in sl, added when new. NULL with *err. */
+static mentry *entry_of(tt_shard *s, wslot *sl, tt_str model, int *err) {
+        uint64_t h64 = tt_hash(model.ptr, model.len);
+        uint32_t h = (uint32_t)(h64 >> 32);
+        for (uint32_t i = h & sl->mask;; i = (i + 1) & sl->mask) {
+                uint64_t v = sl->index[i];
+                if (!v)
+                        return add_entry(s, sl, model, h, &sl->index[i], err);
+                if ((uint32_t)(v >> 32) != h)
+                        continue;
+                mentry *m = &sl->models[(uint32_t)v - 1];
+                if (m->len == model.len &&
+                    !memcmp(sl->arena + m->off, model.ptr, model.len))
+                        return m;
+        }
+}
+
+static wslot *slot_get(tt_shard *s, int32_t w) {
         wslot *sl = find_slot(s, w);
-        if (!sl && !(sl = add_slot(s, w)))
+        return sl ? sl : add_slot(s, w);
+}
+
+int tt_shard_add(tt_shard *s, int32_t w, const tt_event *ev) {
+        wslot *sl = slot_get(s, w);
+        if (!sl)
                 return TT_ERR_NOMEM;
-        if (id >= sl->ncells && grow_cells(sl, id + 1))
-                return TT_ERR_NOMEM;
+        int err;
+        mentry *m = entry_of(s, sl, ev->model, &err);
+        if (!m)
+                return err;
         tt_origin o = ev->origin.ptr
                           ? TT_ORIGIN(ev->origin.ptr[0], ev->origin.ptr[1])
-                          : s->model_origin[id];
-        tt_cell_add(&sl->models[id], ev, o);
-        tt_cell_add(&sl->origins[tt_origin_index(o)], ev, o);
+                          : m->map_origin;
+        tt_ccell_add(&m->c, sl->start, ev, o);
+        tt_ccell_add(&sl->origins[tt_origin_index(o)], sl->start, ev, o);
         sl->version++;
         return TT_ERR_OK;
 }
 
-static wslot *slot_for(tt_shard *s, int32_t w, uint32_t id) {
-        wslot *sl = find_slot(s, w);
-        if (!sl && !(sl = add_slot(s, w)))
-                return NULL;
-        if (id != TT_KEY_NONE && id >= sl->ncells && grow_cells(sl, id + 1))
-                return NULL;
-        return sl;
-}
-
 int tt_shard_merge_model(tt_shard *s, int32_t w, tt_str model,
                          const tt_cell *c) {
-        uint32_t id;
-        int err = model_id(s, model, &id);
-        if (err)
-                return err;
-        wslot *sl = slot_for(s, w, id);
+        wslot *sl = slot_get(s, w);
         if (!sl)
                 return TT_ERR_NOMEM;
-        if (!tt_cell_merge_ok(&sl->models[id], c))
+        int err;
+        mentry *m = entry_of(s, sl, model, &err);
+        if (!m)
+                return err;
+        tt_cell cur;
+        tt_ccell_get(&m->c, sl->start, &cur);
+        if (!tt_cell_merge_ok(&cur, c))
                 return TT_ERR_RANGE; /* would pass TT_COUNT_MAX */
-        tt_cell_merge(&sl->models[id], c);
+        tt_ccell_merge(&m->c, sl->start, c);
+
         sl->version++;
         return TT_ERR_OK;
 }
@@ -190,12 +239,15 @@ int tt_shard_merge_origin(tt_shard *s, int32_t w, tt_origin o,
                           const tt_cell *c) {
         if (!tt_origin_valid(o))
                 return TT_ERR_FORMAT; /* would index outside origins[] */
-        wslot *sl = slot_for(s, w, TT_KEY_NONE);
+        wslot *sl = slot_get(s, w);
         if (!sl)
                 return TT_ERR_NOMEM;
-        if (!tt_cell_merge_ok(&sl->origins[tt_origin_index(o)], c))
+        tt_ccell *oc = &sl->origins[tt_origin_index(o)];
+        tt_cell cur;
+        tt_ccell_get(oc, sl->start, &cur);
+        if (!tt_cell_merge_ok(&cur, c))
                 return TT_ERR_RANGE;
-        tt_cell_merge(&sl->origins[tt_origin_index(o)], c);
+        tt_ccell_merge(oc, sl->start, c);
         sl->version++;
         return TT_ERR_OK;
 }
@@ -208,9 +260,11 @@ void tt_shard_clear(tt_shard *s) {
                         slot_free(sl);
                         continue;
                 }
-                if (sl->ncells)
-                        memset(sl->models, 0, sl->ncells * sizeof(tt_cell));
-                memset(sl->origins, 0, TT_NORIGINS * sizeof(tt_cell));
+                /* Kept for reuse: the same models come back next time. */
+                memset(sl->index, 0, ((size_t)sl->mask + 1) * sizeof(uint64_t));
+                memset(sl->origins, 0, TT_NORIGINS * sizeof(tt_ccell));
+                sl->n = 0;
+                sl->alen = 0;
                 sl->version = 0;
                 s->slots[j++] = *sl;
         }
@@ -223,16 +277,19 @@ void tt_shard_visit(const tt_shard *s, int32_t w, const tt_shard_visitor *v,
         const wslot *sl = find_slot_c(s, w);
         if (!sl)
                 return;
-        uint32_t n = tt_keytab_count(s->models);
-        if (n > sl->ncells)
-                n = sl->ncells;
-        for (uint32_t id = 0; v->model && id < n; id++)
-                if (sl->models[id].requests)
-                        v->model(opaque, tt_keytab_str(s->models, id),
-                                 &sl->models[id]);
+        tt_cell c;
+        for (uint32_t i = 0; v->model && i < sl->n; i++) {
+                const mentry *m = &sl->models[i];
+                if (!m->c.requests)
+                        continue;
+                tt_ccell_get(&m->c, sl->start, &c);
+                v->model(opaque, (tt_str){sl->arena + m->off, m->len}, &c);
+        }
         for (unsigned i = 0; v->origin && i < TT_NORIGINS; i++)
-                if (sl->origins[i].requests)
-                        v->origin(opaque, tt_origin_at(i), &sl->origins[i]);
+                if (sl->origins[i].requests) {
+                        tt_ccell_get(&sl->origins[i], sl->start, &c);
+                        v->origin(opaque, tt_origin_at(i), &c);
+                }
 }
 
 void tt_shard_drop(tt_shard *s, int32_t w) {
@@ -263,10 +320,13 @@ size_t tt_shard_weeks(const tt_shard *s) {
 }
 
 size_t tt_shard_bytes(const tt_shard *s) {
-        size_t b = tt_keytab_bytes(s->models) +
-                   s->model_origin_cap * sizeof(tt_origin);
-        for (size_t i = 0; i < s->nslots; i++)
-                b += (s->slots[i].ncells + TT_NORIGINS) * sizeof(tt_cell);
+        size_t b = sizeof(*s) + s->capslots * sizeof(wslot);
+        for (size_t i = 0; i < s->nslots; i++) {
+                const wslot *sl = &s->slots[i];
+                b += ((size_t)sl->mask + 1) * sizeof(uint64_t) +
+                     (size_t)sl->cap * sizeof(mentry) + sl->acap +
+                     TT_NORIGINS * sizeof(tt_ccell);
+        }
         return b;
 }
 
@@ -276,10 +336,12 @@ int32_t tt_shard_week_at(const tt_shard *s, size_t i) {
 
 uint64_t tt_shard_keys(const tt_shard *s) {
         uint64_t n = 0;
-        for (size_t i = 0; i < s->nslots; i++) {
-                const wslot *sl = &s->slots[i];
-                for (uint32_t id = 0; id < sl->ncells; id++)
-                        n += sl->models[id].requests > 0;
-        }
+        for (size_t i = 0; i < s->nslots; i++)
+                n += s->slots[i].n;
         return n;
+}
+
+uint32_t tt_shard_week_models(const tt_shard *s, int32_t w) {
+        const wslot *sl = find_slot_c(s, w);
+        return sl ? sl->n : 0;
 }

@@ -33,7 +33,7 @@ void tt_engine_conf_defaults(tt_engine_conf *c) {
         c->idle_timeout_ms = 30 * 1000;
         c->max_future_ms = 3600 * 1000;
         c->nshards = 1;
-        c->max_models = 65536;
+        c->max_models = 0; /* unbounded: every valid key is counted */
         c->max_partitions = 4096;
 }
 
@@ -54,6 +54,8 @@ tt_engine *tt_engine_new(const tt_engine_conf *conf, const tt_sink *sink,
         e->opaque = opaque;
         atomic_init(&e->watermark, INT64_MIN);
         atomic_init(&e->closed_through, NO_WEEK);
+        e->quiet_through = e->reemit_through = NO_WEEK;
+        atomic_init(&e->key_limit_events, 0);
         pthread_mutex_init(&e->late_mu, NULL);
         tt_buf_init(&e->late_arena, 64u << 20);
         e->parts = tt_calloc((size_t)conf->max_partitions, sizeof(partition));
@@ -87,9 +89,7 @@ tt_engine *tt_engine_new(const tt_engine_conf *conf, const tt_sink *sink,
                 if (!(e->shards[i] =
                           tt_shard_new(conf->origins, conf->max_models)))
                         goto nomem;
-        uint64_t maxkeys = (uint64_t)conf->max_models * conf->nshards;
-        e->keys = tt_keytab_new(maxkeys > UINT32_MAX - 1 ? UINT32_MAX - 1
-                                                         : (uint32_t)maxkeys);
+        e->keys = tt_keytab_new(UINT32_MAX - 1);
         if (!e->keys)
                 goto nomem;
         return e;
@@ -102,6 +102,7 @@ nomem:
 void tt_engine_destroy(tt_engine *e) {
         if (!e)
                 return;
+        tt_engine_resume_free_(e);
         if (e->rules)
                 for (size_t i = 0; i < e->nrules; i++)
                         tt_streak_rule_free(&e->rules[i]);
@@ -165,17 +166,6 @@ static const tt_weekview *view_prev(const tt_engine *e, const tt_weekview *wv) {
 
 /* ---- counting into views ---------------------------------------------- */
 
-static int view_add_cell(tt_engine *e, tt_weekview *wv, tt_dim dim,
-                         uint32_t key, const tt_cell *c) {
-        tt_row *row = tt_weekview_row(wv, dim, key);
-        if (!row)
-                return TT_ERR_NOMEM;
-        if (!tt_cell_merge_ok(&row->c, c))
-                return TT_ERR_RANGE; /* would pass TT_COUNT_MAX */
-        tt_cell_merge(&row->c, c);
-        return TT_ERR_OK;
-}
-
 typedef struct merge_ctx {
         tt_engine *e;
         tt_weekview *wv;
@@ -191,23 +181,29 @@ static void merge_model(void *opaque, tt_str model, const tt_cell *c) {
                 m->err = TT_ERR_NOMEM;
                 return;
         }
-        m->err = view_add_cell(m->e, m->wv, TT_DIM_MODEL, id, c);
+        m->err = tt_weekview_add_cell(m->wv, TT_DIM_MODEL, id, c, false);
 }
 
 static void merge_origin(void *opaque, tt_origin o, const tt_cell *c) {
         merge_ctx *m = opaque;
         if (m->err)
                 return;
-        m->err = view_add_cell(m->e, m->wv, TT_DIM_ORIGIN, o, c);
+        m->err = tt_weekview_add_cell(m->wv, TT_DIM_ORIGIN, o, c, false);
         if (!m->err)
-                m->err = view_add_cell(m->e, m->wv, TT_DIM_TOTAL, 0, c);
+                m->err = tt_weekview_add_cell(m->wv, TT_DIM_TOTAL, 0, c, false);
 }
 
 /* Rebuilds wv's counters from every shard's counters of its week. */
 static int merge_shards(tt_engine *e, tt_weekview *wv) {
         static const tt_shard_visitor visitor = {merge_model, merge_origin};
-        merge_ctx m = {e, wv, 0};
-        tt_weekview_clear_counts(wv);
+        merge_ctx m = {e, wv, tt_weekview_clear_counts(wv)};
+        /* Sized once for what the shards hold (a model counted by two
+         * workers is reserved twice; a closed week is shrunk after). */
+        uint64_t need = 64;
+        for (uint32_t i = 0; i < e->conf.nshards; i++)
+                need += tt_shard_week_models(e->shards[i], wv->week);
+        if (!m.err)
+                m.err = tt_weekview_reserve(wv, need);
         for (uint32_t i = 0; i < e->conf.nshards; i++)
                 tt_shard_visit(e->shards[i], wv->week, &visitor, &m);
         return m.err;
@@ -221,9 +217,9 @@ static tt_str key_str(const tt_engine *e, tt_dim dim, uint32_t key) {
 }
 
 /* Candidates of rule r in wv. Listed keys count 0 when absent. */
-static size_t candidates(const tt_engine *e, const tt_streak_rule *r,
-                         const tt_weekview *wv, tt_streak_cand *out,
-                         size_t cap) {
+size_t tt_engine_candidates_(const tt_engine *e, const tt_streak_rule *r,
+                             const tt_weekview *wv, tt_streak_cand *out,
+                             size_t cap) {
         size_t n = 0;
         if (r->ncand) {
                 for (size_t i = 0; i < r->ncand; i++) {
@@ -241,17 +237,17 @@ static size_t candidates(const tt_engine *e, const tt_streak_rule *r,
                                                                id);
                         }
                         out[n].key = r->cand[i];
-                        out[n].tokens = row ? row->c.tokens : 0;
+                        out[n].tokens = row ? tt_ccell_tokens(&row->c) : 0;
                         n++;
                 }
                 return n;
         }
         for (uint32_t i = 0; i < wv->n && n < cap; i++) {
                 const tt_row *row = &wv->rows[i];
-                if (row->dim != r->dim || !row->c.requests)
+                if (tt_row_dim(row) != r->dim || !row->c.requests)
                         continue;
-                out[n].key = key_str(e, row->dim, row->key);
-                out[n].tokens = row->c.tokens;
+                out[n].key = key_str(e, r->dim, row->key);
+                out[n].tokens = tt_ccell_tokens(&row->c);
                 n++;
         }
         return n;
@@ -285,6 +281,8 @@ static int emit_streak(tt_engine *e, const tt_streak_rule *r,
 static int decide_streaks(tt_engine *e, tt_weekview *wv) {
         if (!tt_weekview_has_events(wv))
                 return TT_ERR_OK;
+        if (wv->quiet)
+                return tt_engine_decide_quiet_(e, wv);
         const tt_weekview *pv = view_prev(e, wv);
         /* Rows are few per week; candidates of unlisted rules are capped by
          * the row count, so size the buffer from it. */
@@ -294,7 +292,8 @@ static int decide_streaks(tt_engine *e, tt_weekview *wv) {
                 return TT_ERR_NOMEM;
         int err = TT_ERR_OK;
         for (size_t r = 0; r < e->nrules && !err; r++) {
-                size_t n = candidates(e, &e->rules[r], wv, cand, cap);
+                size_t n =
+                    tt_engine_candidates_(e, &e->rules[r], wv, cand, cap);
                 if (n == 0)
                         continue;
                 tt_streak_result res;
@@ -318,13 +317,14 @@ static void stats_rows(tt_engine *e, tt_emit_mode mode, uint64_t n) {
 }
 
 static int derive_emit(tt_engine *e, tt_weekview *wv, tt_emit_mode mode) {
-        int err = tt_weekview_derive(wv, view_prev(e, wv), e->keys);
-        if (err)
-                return err;
+        if (wv->quiet)
+                return TT_ERR_OK; /* engine_resume.c: no output */
         uint64_t n;
-        err =
-            tt_weekview_emit(wv, mode, e->keys, e->sink, e->opaque, e->now, &n);
+        int err = tt_weekview_emit(wv, view_prev(e, wv), mode, e->keys, e->sink,
+                                   e->opaque, e->now, &n);
         stats_rows(e, mode, n);
+        if (wv->top_revision > e->st.max_revision)
+                e->st.max_revision = wv->top_revision;
         return err;
 }
 
@@ -351,6 +351,10 @@ static int flush_revisions(tt_engine *e) {
                     (err = derive_emit(e, next, TT_EMIT_REVISED)))
                         return err;
         }
+        /* Only now, when the week after each revised one was re-emitted
+         * against it, is what was emitted the current content. */
+        for (size_t i = 0; i < e->nviews; i++)
+                tt_weekview_settle(e->views[i]);
         for (size_t i = 0; from != NO_WEEK && i < e->nviews; i++) {
                 tt_weekview *wv = e->views[i];
                 if (wv->week < from || wv->week > e->closed_through)
@@ -396,13 +400,17 @@ static int close_week(tt_engine *e, int32_t w) {
         tt_weekview *wv = tt_engine_view_get_(e, w);
         if (!wv)
                 return TT_ERR_NOMEM;
+        tt_engine_resume_mark_(e, wv);
         int err = merge_shards(e, wv);
+        /* Merged: the shards' cells of the week are freed before the
+         * emission's working arrays are made (a lower peak). */
+        for (uint32_t i = 0; i < e->conf.nshards; i++)
+                tt_shard_drop(e->shards[i], w);
+        tt_weekview_shrink(wv);
         if (!err)
                 err = derive_emit(e, wv, TT_EMIT_FINAL);
         if (!err)
                 err = decide_streaks(e, wv);
-        for (uint32_t i = 0; i < e->conf.nshards; i++)
-                tt_shard_drop(e->shards[i], w);
         e->st.weeks_closed++;
         return err;
 }
@@ -411,6 +419,82 @@ static int close_week(tt_engine *e, int32_t w) {
  * weeks, counting back from the week that holds the watermark. */
 static int32_t oldest_retained(int64_t wm, int32_t retain) {
         return wm == INT64_MIN ? NO_WEEK : tt_week_of(wm) - retain + 1;
+}
+
+/* Interns s (a streak result's string) into nk. */
+static int intern_str(tt_keytab *nk, tt_str s) {
+        return !s.ptr || tt_keytab_intern(nk, s.ptr, s.len, NULL) != TT_KEY_NONE
+                   ? TT_ERR_OK
+                   : TT_ERR_NOMEM;
+}
+
+/* s, interned in nk before, as nk's copy. */
+static void rekey_str(const tt_keytab *nk, tt_str *s) {
+        if (s->ptr)
+                *s = tt_keytab_str(nk, tt_keytab_find(nk, s->ptr, s->len));
+}
+
+/* The engine's key table only grows; once most of its slugs belong to no
+ * retained week any more (every fine-tune and typo of dropped weeks), it
+ * is rebuilt from the rows held, so that memory follows the retained cells.
+ * O(rows held), at most once per halving of the live share. Everything
+ * that can fail (allocation) happens before anything is changed: out of
+ * memory keeps the old table, which is correct, only larger. */
+static void compact_keys(tt_engine *e) {
+        uint32_t n = tt_keytab_count(e->keys);
+        uint64_t live = 0;
+        for (size_t i = 0; i < e->nviews; i++)
+                live += e->views[i]->n;
+        if (n < 4096 || (uint64_t)n <= 2 * live)
+                return;
+        tt_keytab *nk = tt_keytab_new(UINT32_MAX - 1);
+        uint32_t *map = tt_malloc((size_t)n * sizeof(uint32_t));
+        int err = nk && map ? TT_ERR_OK : TT_ERR_NOMEM;
+        if (map)
+                memset(map, 0xff, (size_t)n * sizeof(uint32_t));
+        for (size_t i = 0; !err && i < e->nviews; i++) {
+                const tt_weekview *wv = e->views[i];
+                for (uint32_t r = 0; !err && r < wv->n; r++) {
+                        const tt_row *row = &wv->rows[r];
+                        if (tt_row_dim(row) != TT_DIM_MODEL ||
+                            map[row->key] != TT_KEY_NONE)
+                                continue;
+                        tt_str k = tt_keytab_str(e->keys, row->key);
+                        map[row->key] =
+                            tt_keytab_intern(nk, k.ptr, k.len, NULL);
+                        if (map[row->key] == TT_KEY_NONE)
+                                err = TT_ERR_NOMEM;
+                }
+                /* Streak results of model rules point into the table. */
+                for (size_t r = 0; !err && r < e->nrules; r++) {
+                        const tt_streak_result *s = &wv->streaks[r];
+                        if (e->rules[r].dim != TT_DIM_MODEL)
+                                continue;
+                        err = intern_str(nk, s->holder);
+                        err = err ? err : intern_str(nk, s->previous_holder);
+                        err = err ? err : intern_str(nk, s->runner_up);
+                }
+        }
+        if (err) {
+                tt_keytab_destroy(nk);
+                tt_free(map);
+                return;
+        }
+        for (size_t i = 0; i < e->nviews; i++) {
+                tt_weekview *wv = e->views[i];
+                for (size_t r = 0; r < e->nrules; r++) {
+                        tt_streak_result *s = &wv->streaks[r];
+                        if (e->rules[r].dim != TT_DIM_MODEL)
+                                continue;
+                        rekey_str(nk, &s->holder);
+                        rekey_str(nk, &s->previous_holder);
+                        rekey_str(nk, &s->runner_up);
+                }
+                tt_weekview_remap_keys(wv, map);
+        }
+        tt_keytab_destroy(e->keys);
+        e->keys = nk;
+        tt_free(map);
 }
 
 /* Forgets closed weeks that no event can revise any more, keeping one
@@ -430,6 +514,7 @@ static void drop_old(tt_engine *e) {
                         e->views[j++] = wv;
         }
         e->nviews = j;
+        compact_keys(e);
 }
 
 /* Closes, in week order, every open week up to and including target. */
@@ -544,15 +629,17 @@ static tt_reason count_late(tt_engine *e, int32_t w, const tt_event *ev,
                 return TT_REASON_KEY_LIMIT;
         }
         tt_origin o = tt_event_origin(e->conf.origins, ev);
-        tt_row *rows[3] = {tt_weekview_row(wv, TT_DIM_MODEL, id),
-                           tt_weekview_row(wv, TT_DIM_ORIGIN, o),
-                           tt_weekview_row(wv, TT_DIM_TOTAL, 0)};
-        if (!rows[0] || !rows[1] || !rows[2]) {
+        /* The three rows are looked up before any is changed, so that an
+         * out-of-memory leaves the week as it was. */
+        if (!tt_weekview_row(wv, TT_DIM_MODEL, id) ||
+            !tt_weekview_row(wv, TT_DIM_ORIGIN, o) ||
+            !tt_weekview_row(wv, TT_DIM_TOTAL, 0) ||
+            tt_weekview_add_event(wv, TT_DIM_MODEL, id, ev, o, true) ||
+            tt_weekview_add_event(wv, TT_DIM_ORIGIN, o, ev, o, true) ||
+            tt_weekview_add_event(wv, TT_DIM_TOTAL, 0, ev, o, true)) {
                 snprintf(detail, size, "out of memory");
                 return TT_REASON_KEY_LIMIT;
         }
-        for (int i = 0; i < 3; i++)
-                tt_cell_add(&rows[i]->c, ev, o);
         wv->dirty = true;
         e->pending = true;
         e->st.late_revised++;
@@ -598,7 +685,10 @@ tt_reason tt_engine_check(const tt_engine *e, const tt_event *ev,
 
 int tt_engine_count(tt_engine *e, uint32_t shard, int32_t week,
                     const tt_event *ev) {
-        return tt_shard_add(e->shards[shard % e->conf.nshards], week, ev);
+        int err = tt_shard_add(e->shards[shard % e->conf.nshards], week, ev);
+        if (err == TT_ERR_LIMIT)
+                atomic_fetch_add_explicit(&e->key_limit_events, 1, RELAXED);
+        return err;
 }
 
 void tt_engine_seen(tt_engine *e, int32_t pid, int64_t event_time,
@@ -690,7 +780,8 @@ static tt_reason check_count(tt_engine *e, uint32_t shard, const tt_event *ev,
                         r = count_late(e, w, ev, detail, detail_size);
                 else if (tt_engine_count(e, shard, w, ev)) {
                         snprintf(detail, detail_size,
-                                 "more than %u distinct models in one shard",
+                                 "more than %u distinct models in one week "
+                                 "(--max-keys)",
                                  (unsigned)e->conf.max_models);
                         r = TT_REASON_KEY_LIMIT;
                 }
@@ -761,6 +852,7 @@ int tt_engine_emit_provisional(tt_engine *e, int64_t now_ms) {
                         err = TT_ERR_NOMEM;
                         break;
                 }
+                tt_engine_resume_mark_(e, wv);
                 err = merge_shards(e, wv);
                 if (!err)
                         err = derive_emit(e, wv, TT_EMIT_PROVISIONAL);
@@ -801,12 +893,43 @@ void tt_engine_get_stats(const tt_engine *e, tt_engine_stats *st) {
         for (uint32_t i = 0; i < e->conf.nshards; i++)
                 open += (int32_t)tt_shard_weeks(e->shards[i]);
         st->open_weeks = open;
-        uint64_t keys = 0;
-        for (uint32_t i = 0; i < e->conf.nshards; i++)
+        uint64_t keys = 0, bytes = tt_keytab_bytes(e->keys);
+        for (uint32_t i = 0; i < e->conf.nshards; i++) {
                 keys += tt_shard_keys(e->shards[i]);
-        for (size_t i = 0; i < e->nviews; i++)
+                bytes += tt_shard_bytes(e->shards[i]);
+        }
+        for (size_t i = 0; i < e->nviews; i++) {
                 keys += e->views[i]->n;
+                bytes += tt_weekview_bytes(e->views[i]);
+        }
         st->state_keys = keys;
+        st->state_bytes = bytes;
+        st->max_keys = e->conf.max_models;
+        st->key_limit_events =
+            atomic_load_explicit(&((tt_engine *)e)->key_limit_events, RELAXED);
+        /* Distinct models of each open week, summed over the shards (a
+         * model counted by two workers counts twice: this is what is held,
+         * and what --max-keys bounds per shard). */
+        st->nweek_models = 0;
+        for (uint32_t i = 0; i < e->conf.nshards; i++) {
+                const tt_shard *sh = e->shards[i];
+                for (size_t k = 0; k < tt_shard_weeks(sh); k++) {
+                        int32_t w = tt_shard_week_at(sh, k);
+                        size_t j = 0;
+                        while (j < st->nweek_models &&
+                               st->week_models[j].week != w)
+                                j++;
+                        if (j == st->nweek_models) {
+                                if (j == TT_STATS_WEEKS)
+                                        continue;
+                                st->week_models[j].week = w;
+                                st->week_models[j].models = 0;
+                                st->nweek_models++;
+                        }
+                        st->week_models[j].models +=
+                            tt_shard_week_models(sh, w);
+                }
+        }
         int32_t closed = 0, ct = atomic_load(&((tt_engine *)e)->closed_through);
         for (size_t i = 0; i < e->nviews; i++)
                 if (e->views[i]->week <= ct)
@@ -901,8 +1024,8 @@ int tt_engine_merge_model(tt_engine *e, int32_t w, tt_str model,
                 return TT_ERR_OK;
         uint32_t id = tt_keytab_intern(e->keys, model.ptr, model.len, NULL);
         if (id == TT_KEY_NONE)
-                return TT_ERR_LIMIT;
-        int err = view_add_cell(e, wv, TT_DIM_MODEL, id, c);
+                return TT_ERR_NOMEM;
+        int err = tt_weekview_add_cell(wv, TT_DIM_MODEL, id, c, true);
         if (!err) {
                 wv->dirty = true;
                 e->pending = true;
@@ -917,9 +1040,9 @@ int tt_engine_merge_origin(tt_engine *e, int32_t w, tt_origin o,
         tt_weekview *wv = closed_view(e, w, c->requests);
         if (!wv)
                 return TT_ERR_OK;
-        int err = view_add_cell(e, wv, TT_DIM_ORIGIN, o, c);
+        int err = tt_weekview_add_cell(wv, TT_DIM_ORIGIN, o, c, true);
         if (!err)
-                err = view_add_cell(e, wv, TT_DIM_TOTAL, 0, c);
+                err = tt_weekview_add_cell(wv, TT_DIM_TOTAL, 0, c, true);
         if (!err) {
                 wv->dirty = true;
                 e->pending = true;

@@ -7,6 +7,7 @@
 
 #include <math.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,21 +108,165 @@ int tt_json_string(tt_buf *out, const char *s, size_t len) {
         return err;
 }
 
+/* The double as %.15g, %.16g or %.17g, the first that reads back to d
+ * (%.17g always does): 31.48 prints as 31.48, not 31.480000000000000426.
+ * The general way, through snprintf and strtod. */
+static int fmt_double_slow(char *tmp, size_t size, double d) {
+        int n = 0;
+        for (int prec = 15; prec <= 17; prec++) {
+                n = snprintf(tmp, size, "%.*g", prec, d);
+                if (prec == 17 || strtod(tmp, NULL) == d)
+                        break;
+        }
+        return n;
+}
+
+/* The same text, computed exactly in 128-bit integers for the doubles a
+ * rollup mostly has (shares and growths: 1e-5 <= |d| < 1e15), where
+ * snprintf and strtod were a quarter of a high-cardinality replay. d is
+ * m / 2^k with m < 2^53 and k <= 70, and the P-digit decimal N / 10^q
+ * (q <= 21) is exact in 128 bits: N = m * 10^q / 2^k rounded half to even,
+ * as glibc rounds, and it reads back to d when it lies within half a unit
+ * in the last place (on the half: when m is even, as strtod rounds). 0
+ * when d is outside that range (the caller takes the slow way). */
+typedef unsigned __int128 u128;
+
+static u128 pow10_u128(int q) {
+        u128 r = 1;
+        while (q--)
+                r *= 10;
+        return r;
+}
+
+static int fmt_double_fast(char *tmp, double d) {
+        static const uint64_t p10[18] = {1,
+                                         10,
+                                         100,
+                                         1000,
+                                         10000,
+                                         100000,
+                                         1000000,
+                                         10000000,
+                                         100000000,
+                                         1000000000,
+                                         10000000000ULL,
+                                         100000000000ULL,
+                                         1000000000000ULL,
+                                         10000000000000ULL,
+                                         100000000000000ULL,
+                                         1000000000000000ULL,
+                                         10000000000000000ULL,
+                                         100000000000000000ULL};
+        double a = fabs(d);
+        if (!(a >= 1e-5 && a < 1e15))
+                return 0;
+        uint64_t bits;
+        memcpy(&bits, &a, sizeof(bits));
+        int e = (int)(bits >> 52);
+        uint64_t m = (bits & ((UINT64_C(1) << 52) - 1)) | UINT64_C(1) << 52;
+        int k = 1075 - e;
+        /* At a power of two the next double down is half as far: the
+         * read-back interval is lopsided; leave it to strtod. */
+        if (k < 1 || k > 70 || m == UINT64_C(1) << 52)
+                return 0;
+        int x = (int)floor(log10(a)); /* may be one off; fixed below */
+        for (int prec = 15; prec <= 17; prec++) {
+                uint64_t n = 0;
+                int q = 0;
+                for (int tries = 0; tries < 3; tries++) {
+                        q = prec - 1 - x;
+                        if (q < 0 || q > 21)
+                                return 0;
+                        u128 num = (u128)m * pow10_u128(q);
+                        u128 fl = num >> k;
+                        if (fl < p10[prec - 1]) {
+                                x--;
+                                continue;
+                        }
+                        if (fl >= p10[prec]) {
+                                x++;
+                                continue;
+                        }
+                        n = (uint64_t)fl;
+                        u128 rem = num & (((u128)1 << k) - 1);
+                        u128 half = (u128)1 << (k - 1);
+                        if (rem > half || (rem == half && (n & 1)))
+                                n++;
+                        break;
+                }
+                if (!n)
+                        return 0;
+                int xr = x;
+                if (n == p10[prec]) { /* 9.99...5 rounded up to 10 */
+                        n = p10[prec - 1];
+                        xr++;
+                        q--;
+                        if (q < 0)
+                                return 0;
+                }
+                if (prec < 17) {
+                        /* |n / 10^q - m / 2^k| vs 1 / 2^(k+1), all times
+                         * 10^q 2^(k+1): < 2^128 for n < 10^17, k <= 70. */
+                        u128 p = pow10_u128(q);
+                        u128 lhs = (u128)n << (k + 1);
+                        u128 rhs = (u128)(2 * m) * p;
+                        u128 dist = lhs > rhs ? lhs - rhs : rhs - lhs;
+                        if (dist > p || (dist == p && (m & 1)))
+                                continue; /* does not read back */
+                }
+                /* %.<prec>g of n * 10^(xr - prec + 1), trailing zeros cut */
+                char dig[20];
+                for (int i = prec - 1; i >= 0; i--) {
+                        dig[i] = (char)('0' + n % 10);
+                        n /= 10;
+                }
+                int nd = prec;
+                while (nd > 1 && dig[nd - 1] == '0')
+                        nd--;
+                char *o = tmp;
+                if (d < 0)
+                        *o++ = '-';
+                if (xr < -4) { /* d.ddde-05 */
+                        *o++ = dig[0];
+                        if (nd > 1) {
+                                *o++ = '.';
+                                memcpy(o, dig + 1, (size_t)nd - 1);
+                                o += nd - 1;
+                        }
+                        o += sprintf(o, "e-%02d", -xr);
+                } else if (xr < 0) { /* 0.000ddd */
+                        *o++ = '0';
+                        *o++ = '.';
+                        for (int i = 0; i < -xr - 1; i++)
+                                *o++ = '0';
+                        memcpy(o, dig, (size_t)nd);
+                        o += nd;
+                } else { /* ddd.ddd (xr < 15 <= prec) */
+                        int ip = xr + 1;
+                        for (int i = 0; i < ip; i++)
+                                *o++ = i < nd ? dig[i] : '0';
+                        if (nd > ip) {
+                                *o++ = '.';
+                                memcpy(o, dig + ip, (size_t)(nd - ip));
+                                o += nd - ip;
+                        }
+                }
+                return (int)(o - tmp);
+        }
+        return 0;
+}
+
 static int put_double(tt_buf *out, double d) {
         if (!isfinite(d))
                 return LIT(out, "null");
         char tmp[40];
-        int n = 0;
-        /* %.17g always round-trips; shorter forms are tried first so that
-         * 31.48 prints as 31.48 and not 31.480000000000000426. */
-        for (int prec = 15; prec <= 17; prec++) {
-                n = snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
-                if (prec == 17 || strtod(tmp, NULL) == d)
-                        break;
-        }
+        int n = fmt_double_fast(tmp, d);
+        if (!n)
+                n = fmt_double_slow(tmp, sizeof(tmp), d);
         /* An integral value would read back as a JSON integer; keep it a
          * double for typed readers (Python's json gives float 48.0). */
-        if (!strpbrk(tmp, ".eE")) {
+        if (!memchr(tmp, '.', (size_t)n) && !memchr(tmp, 'e', (size_t)n) &&
+            !memchr(tmp, 'E', (size_t)n)) {
                 tmp[n++] = '.';
                 tmp[n++] = '0';
         }

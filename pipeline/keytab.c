@@ -1,5 +1,6 @@
-/* String interning with open addressing over (hash, id) slots; see keytab.h.
- * Slots keep the full hash so that probing rarely touches the strings. */
+/* String interning with open addressing over (hash tag, id) slots; see
+ * keytab.h. Slots keep a 32-bit hash tag so that probing rarely touches the
+ * strings. */
 #include "tokentally/keytab.h"
 
 #include <string.h>
@@ -8,11 +9,10 @@
 
 #define ARENA_CHUNK (64u * 1024)
 
-typedef struct slot {
-        uint64_t hash;
-        uint32_t id; /* TT_KEY_NONE = empty */
-} slot;
-
+/* 8 bytes a key in the index (a 32-bit hash tag, which also places it, and
+ * the id) and 8 in the id table (a pointer to the string, whose length is
+ * the 4 bytes before it in the arena): a table of 10^6 slugs is about 30
+ * MiB with its strings, not 120. */
 typedef struct chunk {
         struct chunk *next;
         size_t used, cap;
@@ -20,10 +20,9 @@ typedef struct chunk {
 } chunk;
 
 struct tt_keytab {
-        slot *slots;
-        size_t mask;
-        tt_str *strs; /* by id */
-        uint64_t *hashes;
+        uint64_t *slots;   /* tag << 32 | (id + 1); 0 = empty */
+        size_t mask;       /* load kept <= 3/4 */
+        const char **strs; /* by id */
         uint32_t n, cap, max;
         chunk *arena;
         size_t bytes;
@@ -60,13 +59,11 @@ tt_keytab *tt_keytab_new(uint32_t max_keys) {
                 return NULL;
         t->max = max_keys;
         t->mask = 63;
-        t->slots = tt_malloc(64 * sizeof(slot));
+        t->slots = tt_calloc(64, sizeof(uint64_t));
         if (!t->slots) {
                 tt_free(t);
                 return NULL;
         }
-        for (size_t i = 0; i < 64; i++)
-                t->slots[i].id = TT_KEY_NONE;
         return t;
 }
 
@@ -79,38 +76,52 @@ void tt_keytab_destroy(tt_keytab *t) {
         }
         tt_free(t->slots);
         tt_free(t->strs);
-        tt_free(t->hashes);
         tt_free(t);
 }
 
-static slot *probe(const tt_keytab *t, const char *s, size_t len, uint64_t h) {
-        for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
-                slot *sl = &t->slots[i];
-                if (sl->id == TT_KEY_NONE)
-                        return sl;
-                if (sl->hash == h && t->strs[sl->id].len == len &&
-                    !memcmp(t->strs[sl->id].ptr, s, len))
-                        return sl;
+static size_t len_of(const char *p) {
+        uint32_t n;
+        memcpy(&n, p - 4, 4);
+        return n;
+}
+
+/* The slot of s (tag from its hash): its key's, or the empty one. */
+static uint64_t *probe(const tt_keytab *t, const char *s, size_t len,
+                       uint32_t tag) {
+        for (size_t i = tag & t->mask;; i = (i + 1) & t->mask) {
+                uint64_t v = t->slots[i];
+                if (!v)
+                        return &t->slots[i];
+                if ((uint32_t)(v >> 32) != tag)
+                        continue;
+                const char *p = t->strs[(uint32_t)v - 1];
+                if (len_of(p) == len && !memcmp(p, s, len))
+                        return &t->slots[i];
         }
 }
 
+static uint32_t tag_of(const char *s, size_t len) {
+        return (uint32_t)(tt_hash(s, len) >> 32);
+}
+
 uint32_t tt_keytab_find(const tt_keytab *t, const char *s, size_t len) {
-        return probe(t, s, len, tt_hash(s, len))->id;
+        uint64_t v = *probe(t, s, len, tag_of(s, len));
+        return v ? (uint32_t)v - 1 : TT_KEY_NONE;
 }
 
 static int rehash(tt_keytab *t) {
         size_t ncap = (t->mask + 1) * 2;
-        slot *ns = tt_malloc(ncap * sizeof(slot));
+        uint64_t *ns = tt_calloc(ncap, sizeof(uint64_t));
         if (!ns)
                 return -1;
-        for (size_t i = 0; i < ncap; i++)
-                ns[i].id = TT_KEY_NONE;
-        for (uint32_t id = 0; id < t->n; id++) {
-                size_t i = t->hashes[id] & (ncap - 1);
-                while (ns[i].id != TT_KEY_NONE)
-                        i = (i + 1) & (ncap - 1);
-                ns[i].hash = t->hashes[id];
-                ns[i].id = id;
+        for (size_t i = 0; i <= t->mask; i++) {
+                uint64_t v = t->slots[i];
+                if (!v)
+                        continue;
+                size_t j = (uint32_t)(v >> 32) & (ncap - 1);
+                while (ns[j])
+                        j = (j + 1) & (ncap - 1);
+                ns[j] = v;
         }
         tt_free(t->slots);
         t->slots = ns;
@@ -118,10 +129,12 @@ static int rehash(tt_keytab *t) {
         return 0;
 }
 
+/* A copy of s[0..len) in the arena, its length in the 4 bytes before. */
 static const char *arena_copy(tt_keytab *t, const char *s, size_t len) {
         chunk *c = t->arena;
-        if (!c || c->cap - c->used < len) {
-                size_t cap = len > ARENA_CHUNK ? len : ARENA_CHUNK;
+        size_t need = len + 4;
+        if (!c || c->cap - c->used < need) {
+                size_t cap = need > ARENA_CHUNK ? need : ARENA_CHUNK;
                 chunk *nc = tt_malloc(sizeof(chunk) + cap);
                 if (!nc)
                         return NULL;
@@ -132,55 +145,51 @@ static const char *arena_copy(tt_keytab *t, const char *s, size_t len) {
                 t->bytes += sizeof(chunk) + cap;
         }
         char *p = c->data + c->used;
-        memcpy(p, s, len);
-        c->used += len;
-        return p;
+        uint32_t n = (uint32_t)len;
+        memcpy(p, &n, 4);
+        memcpy(p + 4, s, len);
+        c->used += need;
+        return p + 4;
 }
 
 uint32_t tt_keytab_intern(tt_keytab *t, const char *s, size_t len,
                           int *is_new) {
-        uint64_t h = tt_hash(s, len);
-        slot *sl = probe(t, s, len, h);
+        uint32_t tag = tag_of(s, len);
+        uint64_t *sl = probe(t, s, len, tag);
         if (is_new)
                 *is_new = 0;
-        if (sl->id != TT_KEY_NONE)
-                return sl->id;
-        if (t->n >= t->max)
+        if (*sl)
+                return (uint32_t)*sl - 1;
+        if (t->n >= t->max || len > UINT32_MAX)
                 return TT_KEY_NONE;
         if (t->n == t->cap) {
                 uint32_t ncap = t->cap ? t->cap * 2 : 64;
-                tt_str *ns = tt_realloc(t->strs, ncap * sizeof(*ns));
+                const char **ns = tt_realloc(t->strs, ncap * sizeof(*ns));
                 if (!ns)
                         return TT_KEY_NONE;
                 t->strs = ns;
-                uint64_t *nh = tt_realloc(t->hashes, ncap * sizeof(*nh));
-                if (!nh)
-                        return TT_KEY_NONE;
-                t->hashes = nh;
                 t->cap = ncap;
+        }
+        /* Grow first, so that a failure leaves the table as it was. */
+        if ((size_t)(t->n + 1) * 4 > (t->mask + 1) * 3) {
+                if (rehash(t))
+                        return TT_KEY_NONE;
+                sl = probe(t, s, len, tag);
         }
         const char *copy = arena_copy(t, s, len);
         if (!copy)
                 return TT_KEY_NONE;
         uint32_t id = t->n++;
-        t->strs[id] = (tt_str){copy, len};
-        t->hashes[id] = h;
-        if ((size_t)t->n * 2 > t->mask + 1) {
-                if (rehash(t)) {
-                        t->n--;
-                        return TT_KEY_NONE;
-                }
-        } else {
-                sl->hash = h;
-                sl->id = id;
-        }
+        t->strs[id] = copy;
+        *sl = (uint64_t)tag << 32 | (id + 1);
         if (is_new)
                 *is_new = 1;
         return id;
 }
 
 tt_str tt_keytab_str(const tt_keytab *t, uint32_t id) {
-        return t->strs[id];
+        const char *p = t->strs[id];
+        return (tt_str){p, len_of(p)};
 }
 
 uint32_t tt_keytab_count(const tt_keytab *t) {
@@ -188,6 +197,6 @@ uint32_t tt_keytab_count(const tt_keytab *t) {
 }
 
 size_t tt_keytab_bytes(const tt_keytab *t) {
-        return t->bytes + (t->mask + 1) * sizeof(slot) +
-               t->cap * (sizeof(tt_str) + sizeof(uint64_t));
+        return t->bytes + (t->mask + 1) * sizeof(uint64_t) +
+               t->cap * sizeof(const char *);
 }

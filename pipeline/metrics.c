@@ -12,6 +12,7 @@
 #include "tokentally/mem.h"
 #include "tokentally/rollup.h"
 #include "tokentally/stage.h"
+#include "tokentally/week.h"
 
 #define PAGE_MAX (8u << 20)
 #define MAX_PARTS 4096
@@ -205,6 +206,27 @@ int tt_metrics_write_stage(tt_buf *out, tt_stage_live *live) {
               "Keys held in memory: model cells of open weeks plus rows of "
               "merged week views",
               (double)e->state_keys);
+        gauge(out, "tokentally_state_bytes",
+              "Bytes of the counters, week views and key table holding them",
+              (double)e->state_bytes);
+        tt_metrics_family(out, "tokentally_week_models", "gauge",
+                          "Distinct models of an open week, summed over the "
+                          "counting shards");
+        for (size_t i = 0; i < e->nweek_models; i++) {
+                char l[64], wk[16];
+                tt_week_name(e->week_models[i].week, wk, sizeof(wk));
+                snprintf(l, sizeof(l), "week=\"%s\"", wk);
+                tt_metrics_u64(out, "tokentally_week_models", l,
+                               e->week_models[i].models);
+        }
+        gauge(out, "tokentally_max_keys",
+              "--max-keys: distinct models per week and counting shard (0 = "
+              "unbounded)",
+              (double)e->max_keys);
+        gauge(out, "tokentally_key_limit_reached",
+              "1 once --max-keys refused an event (its model was not counted; "
+              "see tokentally_dead_letters_total{reason=\"key_limit\"})",
+              e->key_limit_events ? 1 : 0);
         counter(out, "tokentally_commits_total",
                 "Offset commits that succeeded", t->commits);
         counter(out, "tokentally_rebalances_total",

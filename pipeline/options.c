@@ -25,6 +25,10 @@ const tt_opt_def tt_opt_defs[] = {
      "events for a closed week: revise its rows, or dead-letter them"},
     {"retain-weeks", 0, TT_OPT_INT, "12", NULL, 1, 520, R | P | D,
      "closed weeks kept for revisions; older events are too_late"},
+    {"max-keys", 0, TT_OPT_INT, "0", NULL, 0, 4294967294.0, R | P | D,
+     "distinct models one week may hold per counting shard (worker); "
+     "events of further models are dead letters key_limit (0 = unbounded: "
+     "memory follows the distinct (week, model) cells retained)"},
     {"streak", 0, TT_OPT_LIST, NULL, NULL, 0, 0, R | P | D,
      "streak rule, repeatable (default: leader:origin, leader:model, "
      "leader:origin:CN,US)"},
@@ -70,7 +74,8 @@ const tt_opt_def tt_opt_defs[] = {
      "Avro schemas are registered under <topic>-value (BACKWARD) and "
      "framed with its ids; run reads input writer schemas by id"},
     {"from-timestamp", 0, TT_OPT_INT, NULL, NULL, 0, 9.2e18, R,
-     "start a new group at this event timestamp (epoch ms)"},
+     "start a new group at the first message whose Kafka message "
+     "timestamp is at or after this (epoch ms)"},
     {"from-beginning", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, R | T,
      "run: reset the group to the earliest offsets; tail: read the topic "
      "from its earliest offsets (default: new records only)"},

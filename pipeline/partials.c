@@ -4,6 +4,8 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "tokentally/err.h"
 #include "tokentally/week.h"
@@ -13,6 +15,11 @@ void tt_partial_cells_begin(tt_partial_writer *w, tt_buf *b) {
         w->b = b;
         w->nrep = w->ncell = 0;
         w->ncell_at = 0;
+        w->max_len = 0;
+        w->flush = NULL;
+        w->flush_opaque = NULL;
+        w->nchunks = 0;
+        tt_buf_init(&w->reports, SIZE_MAX);
         tt_buf_reset(b);
         w->err = tt_put_u8(b, 'C');
         w->err = w->err ? w->err : tt_put_u8(b, 1);
@@ -30,34 +37,93 @@ void tt_partial_report(tt_partial_writer *w, int32_t partition,
         w->nrep++;
 }
 
+void tt_partial_cells_chunked(tt_partial_writer *w, size_t max_len,
+                              tt_partial_flush_fn flush, void *opaque) {
+        w->max_len = max_len;
+        w->flush = flush;
+        w->flush_opaque = opaque;
+}
+
 void tt_partial_cells_mid(tt_partial_writer *w) {
-        w->ncell_at = w->b->len;
-        w->err = w->err ? w->err : tt_put_u32(w->b, 0);
+        tt_buf *b = w->b;
+        if (w->max_len && !w->err) {
+                /* The reports wait for the last record. */
+                size_t at = w->nrep_at + 4;
+                w->err = tt_buf_append(&w->reports, b->data + at, b->len - at);
+                b->len = at;
+        }
+        w->ncell_at = b->len;
+        w->err = w->err ? w->err : tt_put_u32(b, 0);
+}
+
+/* After a cell was appended at from: when chunking and the record has
+ * grown past max_len, the cells before it go out as a record of their own
+ * and the cell starts the next one. */
+static void maybe_flush(tt_partial_writer *w, size_t from) {
+        tt_buf *b = w->b;
+        if (w->err || !w->max_len || b->len <= w->max_len || w->ncell < 2)
+                return;
+        uint8_t cell[512]; /* a slug is at most 256 bytes (SPEC §2) */
+        size_t n = b->len - from;
+        if (n > sizeof(cell)) {
+                w->err = TT_ERR_LIMIT;
+                return;
+        }
+        memcpy(cell, b->data + from, n);
+        b->len = from;
+        tt_patch_u32(b, w->ncell_at, w->ncell - 1);
+        int err = w->flush(w->flush_opaque, b->data, b->len);
+        if (err) {
+                w->err = err;
+                return;
+        }
+        w->nchunks++;
+        b->len = w->ncell_at + 4;
+        w->err = tt_buf_append(b, cell, n);
+        w->ncell = 1;
 }
 
 void tt_partial_model(tt_partial_writer *w, int32_t week, tt_str model,
                       const tt_cell *c) {
         tt_buf *b = w->b;
+        size_t from = b->len;
         int err = w->err ? w->err : tt_put_u8(b, 'm');
         err = err ? err : tt_put_u32(b, (uint32_t)week);
         err = err ? err : tt_put_bytes(b, model.ptr, model.len);
         err = err ? err : tt_put_cell(b, c);
         w->err = err;
         w->ncell++;
+        maybe_flush(w, from);
 }
 
 void tt_partial_origin(tt_partial_writer *w, int32_t week, tt_origin o,
                        const tt_cell *c) {
         tt_buf *b = w->b;
+        size_t from = b->len;
         int err = w->err ? w->err : tt_put_u8(b, 'o');
         err = err ? err : tt_put_u32(b, (uint32_t)week);
         err = err ? err : tt_put_u32(b, o);
         err = err ? err : tt_put_cell(b, c);
         w->err = err;
         w->ncell++;
+        maybe_flush(w, from);
 }
 
 int tt_partial_cells_end(tt_partial_writer *w) {
+        tt_buf *b = w->b;
+        if (!w->err && w->max_len && w->reports.len) {
+                /* The held-back reports, in their place before the cells
+                 * (the last record may pass max_len by their size). */
+                size_t at = w->nrep_at + 4, rl = w->reports.len;
+                w->err = tt_buf_reserve(b, rl);
+                if (!w->err) {
+                        memmove(b->data + at + rl, b->data + at, b->len - at);
+                        memcpy(b->data + at, w->reports.data, rl);
+                        b->len += rl;
+                        w->ncell_at += rl;
+                }
+        }
+        tt_buf_free(&w->reports);
         if (w->err)
                 return w->err;
         tt_patch_u32(w->b, w->nrep_at, w->nrep);

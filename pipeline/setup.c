@@ -14,6 +14,7 @@ int tt_setup_engine(tt_setup *su, const tt_opts *o, unsigned cmd, char *errstr,
         su->conf.grace_ms = tt_opts_duration_ms(o, "grace");
         su->conf.late_dlq = !strcmp(tt_opts_str(o, "late"), "dlq");
         su->conf.retain_weeks = (int32_t)tt_opts_int(o, "retain-weeks");
+        su->conf.max_models = (uint32_t)tt_opts_int(o, "max-keys");
         if (cmd & (TT_CMD_RUN | TT_CMD_DEMO)) {
                 su->conf.idle_timeout_ms =
                     tt_opts_duration_ms(o, "idle-timeout");

@@ -9,6 +9,9 @@
 #include "tokentally/origin_map.h"
 #include "tokentally/week.h"
 
+#define DIM(r) ((r)->c.spare[0])
+#define FLAGS(r) ((r)->c.spare[1])
+
 tt_weekview *tt_weekview_new(int32_t week, size_t nrules) {
         tt_weekview *wv = tt_calloc(1, sizeof(*wv));
         if (!wv)
@@ -17,7 +20,7 @@ tt_weekview *tt_weekview_new(int32_t week, size_t nrules) {
         wv->start_ms = tt_week_start(week);
         tt_week_name(week, wv->name, sizeof(wv->name));
         wv->nrules = nrules;
-        wv->index_mask = 63;
+        wv->isize = 64;
         wv->index = tt_calloc(64, sizeof(uint32_t));
         wv->streaks = tt_calloc(nrules ? nrules : 1, sizeof(tt_streak_result));
         if (!wv->index || !wv->streaks) {
@@ -32,23 +35,29 @@ void tt_weekview_destroy(tt_weekview *wv) {
                 return;
         tt_free(wv->rows);
         tt_free(wv->index);
-        tt_free(wv->order);
+        tt_free(wv->snaps);
+        tt_free(wv->prov_req);
         tt_free(wv->streaks);
         tt_free(wv);
 }
 
-static uint32_t slot_of(tt_dim dim, uint32_t key, uint32_t mask) {
+/* ---- index -------------------------------------------------------------- */
+
+/* Home slot by multiply-shift, so the index may have any size and closed
+ * weeks need no power-of-two slack. */
+static uint32_t home(tt_dim dim, uint32_t key, uint32_t size) {
         uint64_t h = ((uint64_t)dim << 32 | key) * 0x9E3779B97F4A7C15ULL;
-        return (uint32_t)(h >> 32) & mask;
+        return (uint32_t)(((h >> 32) * size) >> 32);
 }
 
 static uint32_t *find_slot(const tt_weekview *wv, tt_dim dim, uint32_t key) {
-        for (uint32_t i = slot_of(dim, key, wv->index_mask);;
-             i = (i + 1) & wv->index_mask) {
+        for (uint32_t i = home(dim, key, wv->isize);;) {
                 uint32_t r = wv->index[i];
-                if (!r ||
-                    (wv->rows[r - 1].dim == dim && wv->rows[r - 1].key == key))
+                if (!r || (DIM(&wv->rows[r - 1]) == dim &&
+                           wv->rows[r - 1].key == key))
                         return &wv->index[i];
+                if (++i == wv->isize)
+                        i = 0;
         }
 }
 
@@ -58,16 +67,44 @@ const tt_row *tt_weekview_find(const tt_weekview *wv, tt_dim dim,
         return r ? &wv->rows[r - 1] : NULL;
 }
 
-static int grow_index(tt_weekview *wv) {
-        uint32_t ncap = (wv->index_mask + 1) * 2;
-        uint32_t *ni = tt_calloc(ncap, sizeof(uint32_t));
+static void reindex(tt_weekview *wv) {
+        memset(wv->index, 0, (size_t)wv->isize * sizeof(uint32_t));
+        for (uint32_t r = 0; r < wv->n; r++)
+                *find_slot(wv, (tt_dim)DIM(&wv->rows[r]), wv->rows[r].key) =
+                    r + 1;
+}
+
+void tt_weekview_remap_keys(tt_weekview *wv, const uint32_t *map) {
+        for (uint32_t r = 0; r < wv->n; r++)
+                if (DIM(&wv->rows[r]) == TT_DIM_MODEL)
+                        wv->rows[r].key = map[wv->rows[r].key];
+        reindex(wv);
+}
+
+static int rebuild_index(tt_weekview *wv, uint32_t size) {
+        uint32_t *ni = tt_calloc(size, sizeof(uint32_t));
         if (!ni)
                 return TT_ERR_NOMEM;
         tt_free(wv->index);
         wv->index = ni;
-        wv->index_mask = ncap - 1;
-        for (uint32_t r = 0; r < wv->n; r++)
-                *find_slot(wv, wv->rows[r].dim, wv->rows[r].key) = r + 1;
+        wv->isize = size;
+        reindex(wv);
+        return TT_ERR_OK;
+}
+
+int tt_weekview_reserve(tt_weekview *wv, uint64_t more) {
+        uint64_t want = wv->n + more;
+        if (want >= UINT32_MAX / 2)
+                return TT_ERR_NOMEM;
+        if (want > wv->cap) {
+                tt_row *nr = tt_realloc(wv->rows, want * sizeof(*nr));
+                if (!nr)
+                        return TT_ERR_NOMEM;
+                wv->rows = nr;
+                wv->cap = (uint32_t)want;
+        }
+        if (want * 10 > (uint64_t)wv->isize * 7)
+                return rebuild_index(wv, (uint32_t)(want * 2 + 64));
         return TT_ERR_OK;
 }
 
@@ -75,32 +112,187 @@ tt_row *tt_weekview_row(tt_weekview *wv, tt_dim dim, uint32_t key) {
         uint32_t *sl = find_slot(wv, dim, key);
         if (*sl)
                 return &wv->rows[*sl - 1];
+        if (wv->n == UINT32_MAX - 1)
+                return NULL;
         if (wv->n == wv->cap) {
-                uint32_t ncap = wv->cap ? wv->cap * 2 : 32;
-                tt_row *nr = tt_realloc(wv->rows, ncap * sizeof(*nr));
+                uint32_t ncap = wv->cap < 32               ? 32
+                                : wv->cap > UINT32_MAX / 2 ? UINT32_MAX - 1
+                                                           : wv->cap * 2;
+                tt_row *nr = tt_realloc(wv->rows, (size_t)ncap * sizeof(*nr));
                 if (!nr)
                         return NULL;
                 wv->rows = nr;
                 wv->cap = ncap;
         }
+        /* Linear probing stays short up to 70% load; past it, grow to
+         * 50% so that the next growth is a doubling away. */
+        if ((uint64_t)(wv->n + 1) * 10 > (uint64_t)wv->isize * 7) {
+                uint64_t size = (uint64_t)(wv->n + 1) * 2 + 64;
+                if (size > UINT32_MAX || rebuild_index(wv, (uint32_t)size))
+                        return NULL;
+                sl = find_slot(wv, dim, key);
+        }
         tt_row *row = &wv->rows[wv->n];
         memset(row, 0, sizeof(*row));
-        row->dim = dim;
+        DIM(row) = (uint8_t)dim;
         row->key = key;
         *sl = ++wv->n;
-        if ((uint64_t)wv->n * 2 > (uint64_t)wv->index_mask + 1 &&
-            grow_index(wv)) {
-                /* The row exists but is not indexed yet; undo it. */
-                wv->n--;
-                *find_slot(wv, dim, key) = 0;
-                return NULL;
-        }
         return row;
 }
 
-void tt_weekview_clear_counts(tt_weekview *wv) {
+/* ---- changes ------------------------------------------------------------ */
+
+/* Before the first change of a closed week's row since its last emission:
+ * keep the cell as emitted. */
+static int touch(tt_weekview *wv, uint32_t i) {
+        tt_row *row = &wv->rows[i];
+        if (FLAGS(row) & TT_ROW_TOUCHED)
+                return TT_ERR_OK;
+        if (FLAGS(row) & TT_ROW_EMITTED) {
+                if (wv->nsnaps == wv->capsnaps) {
+                        uint32_t ncap = wv->capsnaps ? wv->capsnaps * 2 : 16;
+                        tt_row_snap *ns =
+                            tt_realloc(wv->snaps, ncap * sizeof(*ns));
+                        if (!ns)
+                                return TT_ERR_NOMEM;
+                        wv->snaps = ns;
+                        wv->capsnaps = ncap;
+                }
+                wv->snaps[wv->nsnaps++] = (tt_row_snap){i, row->c};
+                wv->snaps_sorted = false;
+        }
+        FLAGS(row) |= TT_ROW_TOUCHED;
+        wv->ntouched++;
+        return TT_ERR_OK;
+}
+
+static tt_row *row_for_change(tt_weekview *wv, tt_dim dim, uint32_t key,
+                              bool closed, int *err) {
+        tt_row *row = tt_weekview_row(wv, dim, key);
+        *err = row ? TT_ERR_OK : TT_ERR_NOMEM;
+        if (row && closed && (*err = touch(wv, (uint32_t)(row - wv->rows))))
+                return NULL;
+        return row;
+}
+
+int tt_weekview_add_cell(tt_weekview *wv, tt_dim dim, uint32_t key,
+                         const tt_cell *c, bool closed) {
+        int err;
+        tt_row *row = row_for_change(wv, dim, key, closed, &err);
+        if (row) {
+                tt_cell cur;
+                tt_ccell_get(&row->c, wv->start_ms, &cur);
+                if (!tt_cell_merge_ok(&cur, c))
+                        return TT_ERR_RANGE; /* would pass TT_COUNT_MAX */
+                tt_ccell_merge(&row->c, wv->start_ms, c);
+        }
+        return err;
+}
+
+int tt_weekview_add_event(tt_weekview *wv, tt_dim dim, uint32_t key,
+                          const tt_event *ev, tt_origin o, bool closed) {
+        int err;
+        tt_row *row = row_for_change(wv, dim, key, closed, &err);
+        if (row)
+                tt_ccell_add(&row->c, wv->start_ms, ev, o);
+        return err;
+}
+
+int tt_weekview_restore_row(tt_weekview *wv, tt_dim dim, uint32_t key,
+                            const tt_cell *c, unsigned flags, uint32_t revision,
+                            const tt_cell *emitted) {
+        tt_row *row = tt_weekview_row(wv, dim, key);
+        if (!row)
+                return TT_ERR_NOMEM;
+        tt_ccell_put(&row->c, wv->start_ms, c);
+        row->revision = revision;
+        FLAGS(row) = (uint8_t)(flags & TT_ROW_EMITTED);
+        if (flags & TT_ROW_TOUCHED) {
+                tt_ccell now = row->c;
+                if (emitted)
+                        tt_ccell_put(&row->c, wv->start_ms, emitted);
+                int err = touch(wv, (uint32_t)(row - wv->rows));
+                row->c = now;
+                FLAGS(row) = (uint8_t)(flags & 3u);
+                if (err)
+                        return err;
+        }
+        return TT_ERR_OK;
+}
+
+static int cmp_snap(const void *a, const void *b) {
+        uint32_t x = ((const tt_row_snap *)a)->row;
+        uint32_t y = ((const tt_row_snap *)b)->row;
+        return x < y ? -1 : x > y;
+}
+
+static void sort_snaps(tt_weekview *wv) {
+        if (!wv->snaps_sorted && wv->nsnaps > 1)
+                qsort(wv->snaps, wv->nsnaps, sizeof(*wv->snaps), cmp_snap);
+        wv->snaps_sorted = true;
+}
+
+/* The cell of row i as last emitted; NULL when it has not been emitted
+ * (no record yet, so nothing to compare with). */
+static const tt_ccell *emitted_ccell(const tt_weekview *wv, uint32_t i) {
+        const tt_row *row = &wv->rows[i];
+        if (!(FLAGS(row) & TT_ROW_EMITTED))
+                return NULL;
+        if (!(FLAGS(row) & TT_ROW_TOUCHED))
+                return &row->c;
+        if (wv->snaps_sorted) {
+                uint32_t lo = 0, hi = wv->nsnaps;
+                while (lo < hi) {
+                        uint32_t mid = lo + (hi - lo) / 2;
+                        if (wv->snaps[mid].row < i)
+                                lo = mid + 1;
+                        else
+                                hi = mid;
+                }
+                if (lo < wv->nsnaps && wv->snaps[lo].row == i)
+                        return &wv->snaps[lo].old;
+        } else {
+                for (uint32_t k = 0; k < wv->nsnaps; k++)
+                        if (wv->snaps[k].row == i)
+                                return &wv->snaps[k].old;
+        }
+        return &row->c; /* unreachable: an emitted touched row has one */
+}
+
+void tt_weekview_emitted_cell(const tt_weekview *wv, uint32_t i, tt_cell *out) {
+        const tt_ccell *c = emitted_ccell(wv, i);
+        if (c)
+                tt_ccell_get(c, wv->start_ms, out);
+        else
+                memset(out, 0, sizeof(*out));
+}
+
+void tt_weekview_settle(tt_weekview *wv) {
+        if (!wv->ntouched)
+                return;
         for (uint32_t r = 0; r < wv->n; r++)
-                memset(&wv->rows[r].c, 0, sizeof(tt_cell));
+                FLAGS(&wv->rows[r]) &= (uint8_t)~TT_ROW_TOUCHED;
+        wv->ntouched = 0;
+        wv->nsnaps = 0;
+        wv->snaps_sorted = true;
+}
+
+int tt_weekview_clear_counts(tt_weekview *wv) {
+        if (wv->n) {
+                int64_t *p = tt_realloc(wv->prov_req, wv->n * sizeof(*p));
+                if (!p)
+                        return TT_ERR_NOMEM;
+                wv->prov_req = p;
+        }
+        wv->nprov = wv->n;
+        for (uint32_t r = 0; r < wv->n; r++) {
+                tt_ccell *c = &wv->rows[r].c;
+                wv->prov_req[r] = c->requests;
+                c->prompt_tokens = c->completion_tokens = c->requests = 0;
+                c->last_off = 0;
+                c->last_origin = 0;
+        }
+        return TT_ERR_OK;
 }
 
 bool tt_weekview_has_events(const tt_weekview *wv) {
@@ -108,160 +300,301 @@ bool tt_weekview_has_events(const tt_weekview *wv) {
         return t && t->c.requests > 0;
 }
 
-static tt_str row_key(const tt_row *r, const tt_keytab *keys) {
-        switch (r->dim) {
+void tt_weekview_shrink(tt_weekview *wv) {
+        if (wv->cap > wv->n) {
+                size_t n = wv->n ? wv->n : 1;
+                tt_row *nr = tt_realloc(wv->rows, n * sizeof(*nr));
+                if (nr) {
+                        wv->rows = nr;
+                        wv->cap = (uint32_t)n;
+                }
+        }
+        uint64_t size = (uint64_t)wv->n * 3 / 2 + 16;
+        if (size < wv->isize)
+                (void)rebuild_index(wv, (uint32_t)size); /* else as it was */
+        tt_free(wv->prov_req);
+        wv->prov_req = NULL;
+        wv->nprov = 0;
+}
+
+size_t tt_weekview_bytes(const tt_weekview *wv) {
+        return sizeof(*wv) + (size_t)wv->cap * sizeof(tt_row) +
+               (size_t)wv->isize * sizeof(uint32_t) +
+               (size_t)wv->capsnaps * sizeof(tt_row_snap) +
+               (size_t)wv->nprov * sizeof(int64_t) +
+               wv->nrules * sizeof(tt_streak_result);
+}
+
+/* ---- emission ----------------------------------------------------------- */
+
+static tt_str key_of(tt_dim dim, uint32_t key, const tt_keytab *keys) {
+        switch (dim) {
         case TT_DIM_TOTAL:
                 return TT_STR_LIT("*");
         case TT_DIM_ORIGIN:
-                return tt_origin_str((tt_origin)r->key);
+                return tt_origin_str((tt_origin)key);
         default:
-                return tt_keytab_str(keys, r->key);
+                return tt_keytab_str(keys, key);
         }
 }
 
+/* What a sort compares, gathered so that most comparisons touch only this
+ * array: dimension, tokens, the first 8 bytes of the key (big-endian, zero
+ * padded, so integer order is byte order), the full key on a tie. */
+typedef struct sort_item {
+        int64_t tokens;
+        uint64_t prefix;
+        uint32_t row;
+        uint32_t dim;
+} sort_item;
+
+/* The full keys of a tie on the first 8 bytes are found from the rows. */
 typedef struct sort_ctx {
         const tt_weekview *wv;
         const tt_keytab *keys;
 } sort_ctx;
 
-/* Emission order: dimension, then rank order (tokens desc, key asc). */
-static int cmp_rows(const void *a, const void *b, void *arg) {
-        const sort_ctx *ctx = arg;
-        const tt_row *x = &ctx->wv->rows[*(const uint32_t *)a];
-        const tt_row *y = &ctx->wv->rows[*(const uint32_t *)b];
+static uint64_t prefix_of(tt_str k) {
+        uint64_t p = 0;
+        for (size_t i = 0; i < 8; i++)
+                p = p << 8 | (i < k.len ? (uint8_t)k.ptr[i] : 0);
+        return p;
+}
+
+/* Rank order: dimension, tokens desc, key asc (SPEC §4). */
+static int cmp_items(const void *a, const void *b, void *arg) {
+        const sort_item *x = a, *y = b;
         if (x->dim != y->dim)
                 return x->dim < y->dim ? -1 : 1;
-        if (x->c.tokens != y->c.tokens)
-                return x->c.tokens > y->c.tokens ? -1 : 1;
-        return tt_str_cmp(row_key(x, ctx->keys), row_key(y, ctx->keys));
+        if (x->tokens != y->tokens)
+                return x->tokens > y->tokens ? -1 : 1;
+        if (x->prefix != y->prefix)
+                return x->prefix < y->prefix ? -1 : 1;
+        const sort_ctx *c = arg;
+        return tt_str_cmp(
+            key_of((tt_dim)x->dim, c->wv->rows[x->row].key, c->keys),
+            key_of((tt_dim)y->dim, c->wv->rows[y->row].key, c->keys));
 }
 
-int tt_weekview_derive(tt_weekview *wv, const tt_weekview *prev_week,
-                       const tt_keytab *keys) {
-        uint32_t *order =
-            tt_realloc(wv->order, (wv->cap ? wv->cap : 1) * sizeof(uint32_t));
-        if (!order)
-                return TT_ERR_NOMEM;
-        wv->order = order;
-        /* Rows with no events (a key seen in a provisional merge that has
-         * none now cannot happen: counts only grow) are skipped. */
-        uint32_t n = 0;
-        for (uint32_t r = 0; r < wv->n; r++)
-                if (wv->rows[r].c.requests)
-                        order[n++] = r;
+/* Ranks of the rows given in items (sorted here): rank[row] = 1-based
+ * position within its dimension. */
+static void rank_items(const tt_weekview *wv, const tt_keytab *keys,
+                       sort_item *items, uint32_t n, uint32_t *rank) {
         sort_ctx ctx = {wv, keys};
-        qsort_r(order, n, sizeof(uint32_t), cmp_rows, &ctx);
-        const tt_row *total = tt_weekview_find(wv, TT_DIM_TOTAL, 0);
-        int64_t total_tokens = total ? total->c.tokens : 0;
-        int32_t rank = 0;
-        tt_dim dim = TT_DIM_TOTAL;
+        qsort_r(items, n, sizeof(*items), cmp_items, &ctx);
+        uint32_t k = 0;
         for (uint32_t i = 0; i < n; i++) {
-                tt_row *row = &wv->rows[order[i]];
-                if (i == 0 || row->dim != dim) {
-                        dim = row->dim;
-                        rank = 0;
-                }
-                row->rank = ++rank;
-                row->share = total_tokens ? (double)row->c.tokens * 100.0 /
-                                                (double)total_tokens
-                                          : 0.0;
-                const tt_row *p =
-                    prev_week ? tt_weekview_find(prev_week, row->dim, row->key)
-                              : NULL;
-                row->has_prev = p && p->c.requests > 0;
-                row->prev = row->has_prev ? p->c.tokens : 0;
+                if (i == 0 || items[i].dim != items[i - 1].dim)
+                        k = 0;
+                rank[items[i].row] = ++k;
         }
-        /* Remember how many rows are in order[]: the tail of rows with no
-         * events is never emitted. */
-        for (uint32_t r = n; r < wv->cap && r < wv->n; r++)
-                order[r] = UINT32_MAX;
-        return TT_ERR_OK;
 }
 
-static bool content_changed(const tt_row *r) {
-        return !r->emitted || r->c.tokens != r->em.tokens ||
-               r->c.prompt_tokens != r->em.prompt_tokens ||
-               r->c.completion_tokens != r->em.completion_tokens ||
-               r->c.requests != r->em.requests ||
-               (r->dim == TT_DIM_MODEL &&
-                r->c.last_origin != r->em.last_origin) ||
-               r->has_prev != r->em_has_prev || r->prev != r->em_prev ||
-               r->share != r->em_share || r->rank != r->em_rank;
+static sort_item item_of(const tt_weekview *wv, uint32_t r, int64_t tokens,
+                         const tt_keytab *keys) {
+        const tt_row *row = &wv->rows[r];
+        tt_str k = key_of((tt_dim)DIM(row), row->key, keys);
+        return (sort_item){tokens, prefix_of(k), r, DIM(row)};
 }
 
-static bool counts_changed(const tt_row *r) {
-        return !r->emitted || r->c.requests != r->em.requests ||
-               r->c.tokens != r->em.tokens;
+typedef struct derived {
+        bool has_prev;
+        int64_t prev;
+        double share;
+        uint32_t rank;
+} derived;
+
+static double share_of(int64_t tokens, int64_t total) {
+        return total ? (double)tokens * 100.0 / (double)total : 0.0;
 }
 
-int tt_weekview_emit(tt_weekview *wv, tt_emit_mode mode, const tt_keytab *keys,
+/* prev_tokens of row (dim, key) from the week before, as it is now (old
+ * false) or as it was when this week was last emitted (old true). */
+static void prev_of(const tt_weekview *pw, tt_dim dim, uint32_t key, bool old,
+                    bool *has, int64_t *prev) {
+        *has = false;
+        *prev = 0;
+        if (!pw)
+                return;
+        uint32_t r = *find_slot(pw, dim, key);
+        if (!r)
+                return;
+        const tt_ccell *c = old ? emitted_ccell(pw, r - 1) : &pw->rows[r - 1].c;
+        if (c && c->requests > 0) {
+                *has = true;
+                *prev = tt_ccell_tokens(c);
+        }
+}
+
+static bool cell_differs(const tt_ccell *a, const tt_ccell *b, tt_dim dim) {
+        return a->prompt_tokens != b->prompt_tokens ||
+               a->completion_tokens != b->completion_tokens ||
+               a->requests != b->requests ||
+               (dim == TT_DIM_MODEL && a->last_origin != b->last_origin);
+}
+
+static int emit_row(tt_weekview *wv, tt_row *row, const derived *d,
+                    tt_status status, int32_t revision, const tt_keytab *keys,
+                    const tt_sink *sink, void *opaque, int64_t now_ms) {
+        tt_dim dim = (tt_dim)DIM(row);
+        int64_t tokens = tt_ccell_tokens(&row->c);
+        tt_rollup out;
+        memset(&out, 0, sizeof(out));
+        memcpy(out.week, wv->name, sizeof(out.week));
+        out.week_start_ms = wv->start_ms;
+        out.dimension = dim;
+        out.key = key_of(dim, row->key, keys);
+        out.origin = dim == TT_DIM_MODEL ? tt_origin_str(row->c.last_origin)
+                                         : TT_STR_NULL;
+        out.tokens = tokens;
+        out.prompt_tokens = row->c.prompt_tokens;
+        out.completion_tokens = row->c.completion_tokens;
+        out.requests = row->c.requests;
+        out.has_prev = d->has_prev;
+        out.prev_tokens = d->prev;
+        out.has_growth = d->has_prev && d->prev != 0;
+        if (out.has_growth)
+                /* in double: the int64 difference of two counts may
+                 * overflow */
+                out.wow_growth_pct = ((double)tokens - (double)d->prev) /
+                                     (double)d->prev * 100.0;
+        out.share_pct = d->share;
+        out.rank = (int32_t)d->rank;
+        out.status = status;
+        out.revision = revision;
+        out.emitted_at_ms = now_ms;
+        int err = sink->rollup(opaque, &out);
+        if (!err) {
+                FLAGS(row) |= TT_ROW_EMITTED;
+                row->revision = (uint32_t)revision;
+        }
+        return err;
+}
+
+int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
+                     tt_emit_mode mode, const tt_keytab *keys,
                      const tt_sink *sink, void *opaque, int64_t now_ms,
                      uint64_t *count) {
         *count = 0;
-        for (uint32_t i = 0; i < wv->n && wv->order[i] != UINT32_MAX; i++) {
-                tt_row *row = &wv->rows[wv->order[i]];
+        sort_snaps(wv);
+        bool revised = mode == TT_EMIT_REVISED;
+        /* Old ranks matter only when some row changed since it was
+         * emitted; otherwise they are the new ones. */
+        bool old_ranks = revised && wv->ntouched;
+        size_t n = wv->n ? wv->n : 1;
+        sort_item *items = tt_malloc(n * sizeof(*items));
+        uint32_t *rank = tt_malloc(n * sizeof(*rank));
+        int64_t *prev = tt_malloc(n * sizeof(*prev));
+        uint32_t *old_rank = old_ranks ? tt_calloc(n, sizeof(*old_rank)) : NULL;
+        int err = TT_ERR_OK;
+        if (!items || !rank || !prev || (old_ranks && !old_rank)) {
+                err = TT_ERR_NOMEM;
+                goto out;
+        }
+        uint32_t m = 0;
+        if (old_ranks) {
+                for (uint32_t r = 0; r < wv->n; r++) {
+                        const tt_ccell *c = emitted_ccell(wv, r);
+                        if (c && c->requests)
+                                items[m++] =
+                                    item_of(wv, r, tt_ccell_tokens(c), keys);
+                }
+                rank_items(wv, keys, items, m, old_rank);
+        }
+        /* prev_tokens in row order, before the rank order scatters the
+         * rows: a model's rows sit in about the same place in each week's
+         * array (first seen first), so the previous week is read mostly
+         * in order. -1: none. */
+        m = 0;
+        for (uint32_t r = 0; r < wv->n; r++) {
+                const tt_row *row = &wv->rows[r];
+                if (!row->c.requests)
+                        continue;
+                items[m++] = item_of(wv, r, tt_ccell_tokens(&row->c), keys);
+                bool has;
+                prev_of(prev_week, (tt_dim)DIM(row), row->key, false, &has,
+                        &prev[r]);
+                if (!has)
+                        prev[r] = -1;
+        }
+        rank_items(wv, keys, items, m, rank);
+
+        uint32_t t = *find_slot(wv, TT_DIM_TOTAL, 0);
+        int64_t total = t ? tt_ccell_tokens(&wv->rows[t - 1].c) : 0;
+        int64_t old_total = total;
+        if (revised && t) {
+                const tt_ccell *c = emitted_ccell(wv, t - 1);
+                old_total = c ? tt_ccell_tokens(c) : 0;
+        }
+        for (uint32_t i = 0; i < m && !err; i++) {
+                uint32_t r = items[i].row;
+                tt_row *row = &wv->rows[r];
+                tt_dim dim = (tt_dim)DIM(row);
+                derived d;
+                d.rank = rank[r];
+                d.share = share_of(tt_ccell_tokens(&row->c), total);
+                d.has_prev = prev[r] >= 0;
+                d.prev = d.has_prev ? prev[r] : 0;
                 bool emit;
-                int32_t revision;
+                int32_t revision = 0;
                 tt_status status;
                 switch (mode) {
                 case TT_EMIT_PROVISIONAL:
-                        emit = counts_changed(row);
+                        /* Counts only grow, and every event adds a
+                         * request: the requests tell what changed. */
+                        emit = !(FLAGS(row) & TT_ROW_EMITTED) ||
+                               r >= wv->nprov ||
+                               row->c.requests != wv->prov_req[r];
                         status = TT_STATUS_PROVISIONAL;
-                        revision = 0;
                         break;
                 case TT_EMIT_FINAL:
                         emit = true;
-                        status = TT_STATUS_FINAL;
-                        revision = 0;
+                        /* Emitted by an earlier run: a revision above any
+                         * it gave (at-least-once restart). */
+                        status = wv->reemit_revision > 0 ? TT_STATUS_REVISED
+                                                         : TT_STATUS_FINAL;
+                        revision = wv->reemit_revision;
                         break;
-                default:
-                        emit = content_changed(row);
+                default: {
                         status = TT_STATUS_REVISED;
-                        /* A key first seen after its week closed has no
-                         * FINAL record; its first record is revision 0. */
-                        revision = row->emitted ? row->revision + 1 : 0;
+                        const tt_ccell *oc = emitted_ccell(wv, r);
+                        if (!oc) {
+                                /* A key first seen after its week closed
+                                 * has no FINAL record: revision 0. */
+                                emit = true;
+                                break;
+                        }
+                        revision = (int32_t)row->revision + 1;
+                        derived o;
+                        prev_of(prev_week, dim, row->key, true, &o.has_prev,
+                                &o.prev);
+                        o.share = share_of(tt_ccell_tokens(oc), old_total);
+                        o.rank = old_ranks ? old_rank[r] : d.rank;
+                        emit = cell_differs(oc, &row->c, dim) ||
+                               o.has_prev != d.has_prev || o.prev != d.prev ||
+                               o.share != d.share || o.rank != d.rank;
                         break;
+                }
                 }
                 if (!emit)
                         continue;
-                tt_rollup out;
-                memset(&out, 0, sizeof(out));
-                memcpy(out.week, wv->name, sizeof(out.week));
-                out.week_start_ms = wv->start_ms;
-                out.dimension = row->dim;
-                out.key = row_key(row, keys);
-                out.origin = row->dim == TT_DIM_MODEL
-                                 ? tt_origin_str(row->c.last_origin)
-                                 : TT_STR_NULL;
-                out.tokens = row->c.tokens;
-                out.prompt_tokens = row->c.prompt_tokens;
-                out.completion_tokens = row->c.completion_tokens;
-                out.requests = row->c.requests;
-                out.has_prev = row->has_prev;
-                out.prev_tokens = row->prev;
-                out.has_growth = row->has_prev && row->prev != 0;
-                if (out.has_growth)
-                        out.wow_growth_pct =
-                            /* in double: the int64 difference of two
-                             * counts may overflow */
-                            ((double)row->c.tokens - (double)row->prev) /
-                            (double)row->prev * 100.0;
-                out.share_pct = row->share;
-                out.rank = row->rank;
-                out.status = status;
-                out.revision = revision;
-                out.emitted_at_ms = now_ms;
-                int err = sink->rollup(opaque, &out);
-                if (err)
-                        return err;
-                (*count)++;
-                row->emitted = true;
-                row->revision = revision;
-                row->em = row->c;
-                row->em_has_prev = row->has_prev;
-                row->em_prev = row->prev;
-                row->em_share = row->share;
-                row->em_rank = row->rank;
+                err = emit_row(wv, row, &d, status, revision, keys, sink,
+                               opaque, now_ms);
+                if (!err) {
+                        (*count)++;
+                        if (revision > wv->top_revision)
+                                wv->top_revision = revision;
+                }
         }
-        return TT_ERR_OK;
+        if (mode == TT_EMIT_PROVISIONAL) {
+                tt_free(wv->prov_req);
+                wv->prov_req = NULL;
+                wv->nprov = 0;
+        }
+out:
+        tt_free(items);
+        tt_free(rank);
+        tt_free(prev);
+        tt_free(old_rank);
+        return err;
 }

@@ -302,6 +302,14 @@ START_TEST(test_metrics_agree) {
         double keys = sample(page, "tokentally_state_keys");
         ck_assert_double_ge(keys, 12);
         ck_assert_double_le(keys, 19);
+        /* The open week's two models, counted by one or two workers. */
+        double models =
+            sample(page, "tokentally_week_models{week=\"2026-W12\"}");
+        ck_assert_double_ge(models, 2);
+        ck_assert_double_le(models, 4);
+        ck_assert_double_gt(sample(page, "tokentally_state_bytes"), 0);
+        ck_assert_double_eq(sample(page, "tokentally_max_keys"), 0);
+        ck_assert_double_eq(sample(page, "tokentally_key_limit_reached"), 0);
         ck_assert_double_ge(
             sample(page, "tokentally_emit_latency_seconds_count"), 1);
         ck_assert_double_eq(

@@ -29,19 +29,27 @@ static void teardown(void) {
         tt_origin_map_destroy(map);
 }
 
-static tt_engine *mk(recorder *rc, uint32_t shards, bool dlq, int retain) {
+/* max_models: --max-keys (0, the default, unbounded). */
+static tt_engine *mk_keys(recorder *rc, uint32_t shards, bool dlq, int retain,
+                          uint32_t max_models) {
         tt_engine_conf c;
         tt_engine_conf_defaults(&c);
+        ck_assert_uint_eq(c.max_models, 0);
         c.origins = map;
         c.max_future_ms = -1;
         c.idle_timeout_ms = 0;
         c.nshards = shards;
         c.late_dlq = dlq;
         c.retain_weeks = retain;
+        c.max_models = max_models;
         char err[256];
         tt_engine *e = tt_engine_new(&c, &recorder_sink, rc, err, sizeof(err));
         ck_assert_msg(e != NULL, "%s", err);
         return e;
+}
+
+static tt_engine *mk(recorder *rc, uint32_t shards, bool dlq, int retain) {
+        return mk_keys(rc, shards, dlq, retain, 0);
 }
 
 static void offer_ok(tt_engine *e, int pid, tt_event ev) {
@@ -513,6 +521,90 @@ START_TEST(test_shards_same_rows) {
 }
 END_TEST
 
+/* --max-keys bounds the distinct models of one week in one shard: the
+ * model past it is a dead letter key_limit, known models still count, and
+ * the next week starts afresh. Unbounded by default (the other tests). */
+START_TEST(test_max_keys) {
+        recorder rc = {0};
+        tt_engine *e = mk_keys(&rc, 1, false, 12, 2);
+        offer_ok(e, 0, mkev("deepseek/a", NULL, W14 + HOUR, 100, 0));
+        offer_ok(e, 0, mkev("openai/x", NULL, W14 + HOUR, 100, 0));
+        ck_assert_int_eq(offer(e, 0, mkev("qwen/q", NULL, W14 + HOUR, 1, 0)),
+                         TT_REASON_KEY_LIMIT);
+        offer_ok(e, 0, mkev("deepseek/a", NULL, W14 + HOUR, 100, 0));
+        offer_ok(e, 0, mkev("qwen/q", NULL, W15 + HOUR, 7, 0));
+        tt_engine_stats st;
+        tt_engine_get_stats(e, &st);
+        ck_assert_uint_eq(st.max_keys, 2);
+        ck_assert_uint_eq(st.key_limit_events, 1);
+        ck_assert_uint_eq(st.dead[TT_REASON_KEY_LIMIT], 1);
+        ck_assert_uint_eq(st.nweek_models, 1); /* W14 closed */
+        ck_assert_uint_eq(st.week_models[0].models, 1);
+        ck_assert_int_eq(tt_engine_close_all(e, 0), 0);
+        ck_assert_int_eq(latest(&rc, "2026-W14", TT_DIM_TOTAL, "*")->r.tokens,
+                         300);
+        ck_assert_ptr_null(latest(&rc, "2026-W14", TT_DIM_MODEL, "qwen/q"));
+        ck_assert_int_eq(
+            latest(&rc, "2026-W15", TT_DIM_MODEL, "qwen/q")->r.rank, 1);
+        tt_engine_destroy(e);
+        recorder_free(&rc);
+}
+END_TEST
+
+/* Weeks of 5000 models each, new slugs every week, 2 weeks retained: the
+ * engine's key table is rebuilt as weeks are dropped, so that memory
+ * follows the retained cells, and rows, streak holders and revisions of
+ * the weeks still held keep their right slugs through it. */
+START_TEST(test_key_table_compaction) {
+        recorder rc = {0};
+        tt_engine *e = mk(&rc, 1, false, 2);
+        char m[32];
+        uint64_t most = 0;
+        for (int w = 0; w < 8; w++) {
+                for (int i = 0; i < 5000; i++) {
+                        snprintf(m, sizeof(m), "deepseek/w%d-m%d", w, i);
+                        offer_ok(
+                            e, 0,
+                            mkev(m, NULL, W13 + w * WEEK + i * MIN, 1 + i, 0));
+                }
+                tt_engine_stats st;
+                tt_engine_get_stats(e, &st);
+                /* Held: 2 closed weeks and the open one from w = 2 on;
+                 * the key table's growth steps repeat every 3 weeks. */
+                if (w <= 4 && st.state_bytes > most)
+                        most = st.state_bytes;
+                if (w > 4) /* 8 weeks of slugs seen, 3 held */
+                        ck_assert_uint_le(st.state_bytes, most);
+        }
+        /* Late events for the newest closed week (W13 + 6). */
+        offer_ok(e, 0,
+                 mkev("deepseek/w6-m0", NULL, W13 + 6 * WEEK + 5, 9999, 0));
+        offer_ok(e, 0, mkev("deepseek/w6-new", NULL, W13 + 6 * WEEK + 6, 1, 0));
+        ck_assert_int_eq(tt_engine_close_all(e, 0), 0);
+        char wk[16];
+        tt_week_name(tt_week_of(W13 + 6 * WEEK), wk, sizeof(wk));
+        const rec_row *r = latest(&rc, wk, TT_DIM_MODEL, "deepseek/w6-m0");
+        ck_assert_int_eq(r->r.status, TT_STATUS_REVISED);
+        ck_assert_int_eq(r->r.tokens, 1 + 9999);
+        ck_assert_int_eq(r->r.rank, 1);
+        r = latest(&rc, wk, TT_DIM_MODEL, "deepseek/w6-new");
+        ck_assert_int_eq(r->r.status, TT_STATUS_REVISED);
+        ck_assert_int_eq(r->r.revision, 0);
+        r = latest(&rc, wk, TT_DIM_MODEL, "deepseek/w6-m4999");
+        ck_assert_int_eq(r->r.rank, 2);
+        const rec_streak *s = latest_streak(&rc, "leader:model", wk);
+        ck_assert_str_eq(s->holder, "deepseek/w6-m0");
+        ck_assert_str_eq(s->runner, "deepseek/w6-m4999");
+        ck_assert_str_eq(s->prev, "deepseek/w5-m4999");
+        tt_week_name(tt_week_of(W13 + 7 * WEEK), wk, sizeof(wk));
+        s = latest_streak(&rc, "leader:model", wk);
+        ck_assert_str_eq(s->holder, "deepseek/w7-m4999");
+        ck_assert_str_eq(s->prev, "deepseek/w6-m0");
+        tt_engine_destroy(e);
+        recorder_free(&rc);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("engine");
         TCase *tc = tcase_create("core");
@@ -530,6 +622,8 @@ int main(void) {
         tcase_add_test(tc, test_streak_gap_and_listed);
         tcase_add_test(tc, test_recount_invariant);
         tcase_add_test(tc, test_shards_same_rows);
+        tcase_add_test(tc, test_max_keys);
+        tcase_add_test(tc, test_key_table_compaction);
         suite_add_tcase(s, tc);
         return tt_check_run(s);
 }

@@ -3,6 +3,7 @@
  * latest rows as one engine fed every event, and a merger saved to state
  * records and restored continuing exactly as the original. */
 #include <check.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -85,6 +86,70 @@ static int s_event(void *o, int32_t pid, int64_t off, const void *k,
 }
 
 static const tt_partial_visitor sv = {s_report, s_model, s_origin, s_event};
+
+/* Chunked: 3000 model cells and 2 reports with records of at most 4096
+ * bytes. Every record decodes on its own, the reports come only in the
+ * last, and together they carry every cell once. */
+typedef struct chunks {
+        tt_buf recs[256];
+        int n;
+} chunks;
+
+static int keep_chunk(void *opaque, const void *rec, size_t len) {
+        chunks *c = opaque;
+        ck_assert_int_lt(c->n, 256);
+        tt_buf_init(&c->recs[c->n], 1 << 20);
+        ck_assert_int_eq(tt_buf_append(&c->recs[c->n], rec, len), 0);
+        c->n++;
+        return 0;
+}
+
+START_TEST(test_partials_chunked) {
+        tt_buf b;
+        tt_buf_init(&b, 1 << 20);
+        chunks ch = {0};
+        tt_partial_writer w;
+        tt_partial_cells_begin(&w, &b);
+        tt_partial_cells_chunked(&w, 4096, keep_chunk, &ch);
+        tt_partial_report(&w, 3, W13 + 5, TT_PARTIAL_IDLE);
+        tt_partial_report(&w, 7, W13 + 9, 0);
+        tt_partial_cells_mid(&w);
+        tt_cell c = {.tokens = 3,
+                     .prompt_tokens = 3,
+                     .requests = 1,
+                     .last_time = W13 + 5,
+                     .last_origin = TT_ORIGIN('C', 'N')};
+        char m[32];
+        for (int i = 0; i < 3000; i++) {
+                snprintf(m, sizeof(m), "deepseek/model-%d", i);
+                tt_partial_model(&w, 2933, (tt_str){m, strlen(m)}, &c);
+        }
+        ck_assert_int_eq(tt_partial_cells_end(&w), 0);
+        ck_assert_int_gt(ch.n, 10);
+        ck_assert_uint_eq(w.nchunks, (unsigned)ch.n);
+        keep_chunk(&ch, b.data, b.len);
+        seen total = {0};
+        for (int i = 0; i < ch.n; i++) {
+                ck_assert_uint_le(ch.recs[i].len, 4096 + (i == ch.n - 1) * 26);
+                seen s = {0};
+                ck_assert_int_eq(
+                    tt_partial_decode(ch.recs[i].data, ch.recs[i].len, &sv, &s),
+                    0);
+                ck_assert_int_eq(s.reports, i == ch.n - 1 ? 2 : 0);
+                total.models += s.models;
+                total.tokens += s.tokens;
+                if (i == ch.n - 1) {
+                        ck_assert_int_eq(s.pid[1], 7);
+                        ck_assert_int_eq(s.max_time[1], W13 + 9);
+                        ck_assert_str_eq(s.model, "deepseek/model-2999");
+                }
+                tt_buf_free(&ch.recs[i]);
+        }
+        ck_assert_int_eq(total.models, 3000);
+        ck_assert_int_eq(total.tokens, 9000);
+        tt_buf_free(&b);
+}
+END_TEST
 
 START_TEST(test_partials_roundtrip) {
         tt_buf b;
@@ -708,6 +773,7 @@ int main(void) {
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, test_partials_roundtrip);
+        tcase_add_test(tc, test_partials_chunked);
         tcase_add_test(tc, test_fronts_merger_equal_one_engine);
         tcase_add_test(tc, test_restore_continues_identically);
         tcase_add_test(tc, test_load_rejects_garbage);

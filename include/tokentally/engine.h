@@ -31,12 +31,18 @@ typedef struct tt_engine_conf {
         const tt_origin_map *origins; /* borrowed; must outlive the engine */
         const char *const *rules;     /* streak rules; NULL: the defaults */
         size_t nrules;
-        uint32_t nshards;       /* default 1 */
-        uint32_t max_models;    /* distinct models per shard, default 65536 */
+        uint32_t nshards; /* default 1 */
+        /* --max-keys: distinct models one shard counts in one week; past
+         * it an event is a dead letter key_limit. 0 (the default) =
+         * unbounded: every valid key is counted, memory follows the cells
+         * held (open weeks' shards plus retained weeks' rows). */
+        uint32_t max_models;
         int32_t max_partitions; /* partition ids < this, default 4096 */
 } tt_engine_conf;
 
 void tt_engine_conf_defaults(tt_engine_conf *conf);
+
+#define TT_STATS_WEEKS 16
 
 typedef struct tt_engine_stats {
         uint64_t accepted;
@@ -50,9 +56,21 @@ typedef struct tt_engine_stats {
         uint64_t streaks; /* StreakChange records */
         int32_t open_weeks;
         /* Keys held: model cells of the shards' open weeks plus the rows of
-         * the merged week views (what memory grows with). */
+         * the merged week views (what memory grows with), and the bytes of
+         * the counters, views and key table that hold them. */
         uint64_t state_keys;
+        uint64_t state_bytes;
         int32_t closed_weeks_held;
+        int32_t max_revision;      /* the highest revision of an emitted row */
+        uint32_t max_keys;         /* conf.max_models; 0 = unbounded */
+        uint64_t key_limit_events; /* events refused by max_keys */
+        /* Distinct models per open week, summed over the shards (up to
+         * TT_STATS_WEEKS open weeks). */
+        struct {
+                int32_t week;
+                uint64_t models;
+        } week_models[TT_STATS_WEEKS];
+        size_t nweek_models;
 } tt_engine_stats;
 
 /* conf is copied; sink and opaque are borrowed. NULL with a reason (bad
@@ -102,7 +120,8 @@ tt_reason tt_engine_check(const tt_engine *e, const tt_event *ev,
                           int64_t now_ms, int32_t *week, bool *late,
                           char *detail, size_t detail_size);
 /* Counts an on-time event into shard (owned by the calling worker).
- * TT_ERR_LIMIT: the shard's model limit (dead letter key_limit). */
+ * TT_ERR_LIMIT: --max-keys reached for that week in that shard (dead
+ * letter key_limit; counted in stats.key_limit_events). */
 int tt_engine_count(tt_engine *e, uint32_t shard, int32_t week,
                     const tt_event *ev);
 /* Records that partition pid (owned by the caller) saw event_time. */
@@ -150,6 +169,28 @@ int tt_engine_merge_origin(tt_engine *e, int32_t w, tt_origin o,
  * partition stops holding the watermark back. */
 void tt_engine_partition_report(tt_engine *e, int32_t pid, int64_t max_time,
                                 bool idle, bool eof);
+/* ---- at-least-once restarts (engine_resume.c) -------------------------
+ * A restarted at-least-once stage counts again the retained weeks of the
+ * run before it, plus the week before the oldest of them (quiet_through),
+ * so that the oldest has its prev_tokens. tt_engine_resume, before any
+ * week closes: weeks <= quiet_through close without any output; weeks <=
+ * reemit_through (closed by the earlier run) close with REVISED rows at
+ * revision_base, above every revision the earlier run emitted. */
+void tt_engine_resume(tt_engine *e, int32_t quiet_through,
+                      int32_t reemit_through, int32_t revision_base);
+/* The streak of rule (by its text) in week quiet_through as the earlier
+ * run had it: the recount of that week alone cannot know how long the
+ * holder had led. 0, or TT_ERR_NOMEM. */
+int tt_engine_resume_streak(tt_engine *e, const char *rule, const char *holder,
+                            size_t holder_len, int32_t length);
+/* What an at-least-once commit hands to the next run: rule i's holder and
+ * streak length in closed week w. False when unknown (w not held, no
+ * events, not closed). */
+size_t tt_engine_rules(const tt_engine *e);
+const char *tt_engine_rule_text(const tt_engine *e, size_t i);
+bool tt_engine_streak_at(const tt_engine *e, int32_t w, size_t i,
+                         tt_str *holder, int32_t *length);
+
 /* Merger: every known partition reported its end (--close-at-eof). */
 bool tt_engine_all_eof(const tt_engine *e);
 /* Merger: an event a front forwarded whole because its week may be closed:

@@ -28,16 +28,35 @@
 #define TT_PARTIAL_IDLE 1u
 #define TT_PARTIAL_EOF 2u
 
+/* Produces one finished record (chunking, below); 0 or an error. */
+typedef int (*tt_partial_flush_fn)(void *opaque, const void *rec, size_t len);
+
 /* A cells record under construction: begin, the reports, then the cells
  * (cells_mid between them), end. Counts are patched in at the end. */
 typedef struct tt_partial_writer {
         tt_buf *b;
         size_t nrep_at, ncell_at;
-        uint32_t nrep, ncell;
-        int err; /* sticky: the first buffer error */
+        uint32_t nrep, ncell; /* of the record in b */
+        int err;              /* sticky: the first buffer or flush error */
+        /* Chunking (tt_partial_cells_chunked); max_len 0 = off. */
+        size_t max_len;
+        tt_partial_flush_fn flush;
+        void *flush_opaque;
+        tt_buf reports;   /* held back for the last record */
+        uint32_t nchunks; /* records flushed before the one in b */
 } tt_partial_writer;
 
 void tt_partial_cells_begin(tt_partial_writer *w, tt_buf *b);
+/* Optional, right after begin: keeps each record at most max_len bytes (a
+ * front that counted 10^6 models in one interval would pass a topic's
+ * max.message.bytes). Whenever the next cell would not fit, the record so
+ * far goes to flush, with no reports, and a new one starts; the reports go
+ * in the last record only, the one left in b at end. Produced in order in
+ * one transaction, the records apply as the one would: cells add up, and
+ * the watermarks come after every count behind them. The decoder needs no
+ * change (a record without reports is valid). */
+void tt_partial_cells_chunked(tt_partial_writer *w, size_t max_len,
+                              tt_partial_flush_fn flush, void *opaque);
 void tt_partial_report(tt_partial_writer *w, int32_t partition,
                        int64_t max_time, unsigned flags);
 void tt_partial_cells_mid(tt_partial_writer *w);
@@ -45,7 +64,8 @@ void tt_partial_model(tt_partial_writer *w, int32_t week, tt_str model,
                       const tt_cell *c);
 void tt_partial_origin(tt_partial_writer *w, int32_t week, tt_origin o,
                        const tt_cell *c);
-/* 0, or the first buffer error (TT_ERR_LIMIT past the buffer's cap). */
+/* 0, or the first buffer or flush error (TT_ERR_LIMIT past the buffer's
+ * cap). The last record is in b (w->nrep and w->ncell are its counts). */
 int tt_partial_cells_end(tt_partial_writer *w);
 
 int tt_partial_event(tt_buf *b, int32_t partition, int64_t offset,
