@@ -44,10 +44,16 @@ size_t tt_commit_meta_format(const tt_commit_meta *m, char *out, size_t size) {
         tt_week_name(m->oldest, oldest, sizeof(oldest));
         if (m->closed != INT32_MIN)
                 tt_week_name(m->closed, closed, sizeof(closed));
-        int n = snprintf(out, size,
-                         TT_COMMIT_META_PREFIX "%s;end=%" PRId64
-                                               ";closed=%s;rev=%" PRId32,
-                         oldest, m->end, closed, m->revision);
+        /* Unknown end or revision (-1, from an older stage's "oldest="
+         * alone) are left out: the parser takes only values >= 0, and
+         * leaves them unknown when absent. */
+        char end[32] = "", rev[24] = "";
+        if (m->end >= 0)
+                snprintf(end, sizeof(end), ";end=%" PRId64, m->end);
+        if (m->revision >= 0)
+                snprintf(rev, sizeof(rev), ";rev=%" PRId32, m->revision);
+        int n = snprintf(out, size, TT_COMMIT_META_PREFIX "%s%s;closed=%s%s",
+                         oldest, end, closed, rev);
         if (n < 0 || (size_t)n >= size)
                 return 0;
         size_t len = (size_t)n;
@@ -98,7 +104,9 @@ static int week(const char *s, size_t n, int32_t *w) {
                 return -1;
         memcpy(name, s, n);
         name[n] = '\0';
-        return tt_week_parse(name, w) ? -1 : 0;
+        /* Only the weeks a valid event can be in (2000-2099): a closed
+         * week of 9999 would make every week look final. */
+        return tt_week_parse(name, w) || !tt_week_valid(*w) ? -1 : 0;
 }
 
 static int streak(const char *s, size_t n, tt_commit_streak *out) {

@@ -55,6 +55,24 @@ START_TEST(test_round_trip) {
 }
 END_TEST
 
+/* What an older stage's metadata parses to (end and revision unknown)
+ * writes back to text that parses to the same: before, it wrote "end=-1"
+ * and "rev=-1", which the parser refuses (found by the offset_meta fuzz
+ * harness's round trip). */
+START_TEST(test_unknowns_round_trip) {
+        tt_commit_meta m, m2;
+        ck_assert_int_eq(parse("tokentally:v1:oldest=2026-W14", &m), 0);
+        char text[TT_COMMIT_META_MAX + 1];
+        size_t n = tt_commit_meta_format(&m, text, sizeof(text));
+        ck_assert_str_eq(text, "tokentally:v1:oldest=2026-W14;closed=");
+        ck_assert_int_eq(tt_commit_meta_parse(text, n, &m2), 0);
+        ck_assert_int_eq(m2.oldest, m.oldest);
+        ck_assert_int_eq(m2.end, -1);
+        ck_assert_int_eq(m2.revision, -1);
+        ck_assert_int_eq(m2.closed, INT32_MIN);
+}
+END_TEST
+
 START_TEST(test_old_format) {
         /* What stages before this one committed: oldest only. */
         tt_commit_meta m;
@@ -87,6 +105,12 @@ START_TEST(test_rejects) {
             "tokentally:v1:oldest=2026-W03;s=~434e~3",
             "tokentally:v1:oldest=2026-W03;s=00~434e~3",
             "tokentally:v1:oldest=2026-W03;s=6G62~434e~3",
+            /* Weeks no valid event can be in: before, 9999-W01 as the
+             * closed week made a restart treat every week as final. */
+            "tokentally:v1:oldest=1999-W01",
+            "tokentally:v1:oldest=0001-W01",
+            "tokentally:v1:oldest=2026-W03;closed=9999-W01",
+            "tokentally:v1:oldest=2026-W03;closed=2100-W01",
         };
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
                 tt_commit_meta m;
@@ -132,6 +156,7 @@ int main(void) {
         TCase *tc = tcase_create("core");
         tcase_add_test(tc, test_round_trip);
         tcase_add_test(tc, test_old_format);
+        tcase_add_test(tc, test_unknowns_round_trip);
         tcase_add_test(tc, test_rejects);
         tcase_add_test(tc, test_streaks_that_do_not_fit);
         suite_add_tcase(s, tc);

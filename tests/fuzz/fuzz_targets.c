@@ -15,6 +15,7 @@
 
 #include "tokentally/avro_event.h"
 #include "tokentally/buf.h"
+#include "tokentally/commit_meta.h"
 #include "tokentally/engine.h"
 #include "tokentally/err.h"
 #include "tokentally/event.h"
@@ -235,7 +236,30 @@ int tt_fuzz_registry_answer(const uint8_t *data, size_t size) {
         return 0;
 }
 
+/* The at-least-once commit metadata: whatever parses is in range, and
+ * writes back to text that parses to the same values. */
+static void commit_meta(const uint8_t *data, size_t size) {
+        static tt_commit_meta m, m2;
+        static char text[TT_COMMIT_META_MAX + 1];
+        if (tt_commit_meta_parse(data, size, &m))
+                return;
+        if (!tt_week_valid(m.oldest) ||
+            (m.closed != INT32_MIN && !tt_week_valid(m.closed)) ||
+            m.nstreaks > TT_COMMIT_META_STREAKS)
+                abort();
+        for (size_t i = 0; i < m.nstreaks; i++)
+                if (m.streaks[i].length < 1 ||
+                    m.streaks[i].holder_len > TT_COMMIT_META_KEY_MAX)
+                        abort();
+        size_t n = tt_commit_meta_format(&m, text, sizeof(text));
+        if (tt_commit_meta_parse(text, n, &m2) || m2.oldest != m.oldest ||
+            m2.end != m.end || m2.closed != m.closed ||
+            m2.revision != m.revision || m2.nstreaks > m.nstreaks)
+                abort();
+}
+
 int tt_fuzz_offset_meta(const uint8_t *data, size_t size) {
+        commit_meta(data, size);
         int64_t wm;
         int32_t w;
         char why[256];

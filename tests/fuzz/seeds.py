@@ -153,6 +153,8 @@ def main():
     put("registry_answer", "error", '{"error_code":40403,"message":"Schema not found"}')
     put("offset_meta", "wm", "tokentally:v2:wm=1775433600000")
     put("offset_meta", "week", "tokentally:v1:oldest=2026-W14")
+    put("offset_meta", "commit", "tokentally:v1:oldest=2026-W03;end=1234;closed=2026-W14;rev=2;"
+        "s=6c65616465723a6f726967696e~434e~5;s=6c65616465723a6d6f64656c~612f62~1")
     partials()
     state()
     with tempfile.TemporaryDirectory() as tmp:
