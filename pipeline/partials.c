@@ -191,6 +191,13 @@ int tt_cell_check(const tt_cell *c, char *why, size_t whysize) {
                     c->last_time, (unsigned)c->last_origin);
                 return TT_ERR_FORMAT;
         }
+        /* An empty cell is saved as zeros (tt_ccell_get gives time 0); a
+         * stray time there overflowed tt_ccell_put's offset from the week
+         * start (found by the state harness on the compact cells). */
+        if (!c->requests && c->last_time != 0) {
+                WHY("empty cell with latest event time %" PRId64, c->last_time);
+                return TT_ERR_FORMAT;
+        }
         return TT_ERR_OK;
 }
 

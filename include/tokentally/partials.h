@@ -103,8 +103,9 @@ int tt_partial_decode(const void *rec, size_t len, const tt_partial_visitor *v,
 /* A cell read from outside the process: counts in [0, TT_COUNT_MAX],
  * tokens = prompt + completion, at most TT_MAX_TOKENS_PER_REQUEST tokens
  * per request, and with requests a latest event time in [2000-01-01,
- * 2100-01-01) and an origin AA..ZZ. TT_ERR_FORMAT with a reason (why may
- * be NULL). Shared by the partials and the changelog decoders. */
+ * 2100-01-01) and an origin AA..ZZ, without one a time of 0. TT_ERR_FORMAT with
+ * a reason (why may be NULL). Shared by the partials and the changelog
+ * decoders. */
 int tt_cell_check(const tt_cell *c, char *why, size_t whysize);
 
 #endif

@@ -74,7 +74,7 @@ for n in "${names[@]}"; do
   nice -n 15 "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$crashes/" "$work" >"$log" 2>&1 || rc=$?
   line=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
-  execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' || echo 0)
+  execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$' | tail -1 || true)
   cov=$(echo "$line" | grep -oE 'cov: [0-9]+' | grep -oE '[0-9]+' || echo 0)
   ft=$(echo "$line" | grep -oE 'ft: [0-9]+' | grep -oE '[0-9]+' || echo 0)
   corp=$(echo "$line" | grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' | cut -d' ' -f2 || echo 0)
