@@ -90,7 +90,7 @@ START_TEST(top_models_only) {
                 int w = !strcmp(x->week, "2026-W13");
                 ck_assert_int_eq(x->rank, latest[w][atoi(x->key + 2)]);
         }
-        /* A million models in a week: five rows. */
+        /* 100,000 models in a week: five rows. */
         tt_board_free(&b);
         memset(&b, 0, sizeof(b));
         for (int i = 0; i < 1000000; i++) {
