@@ -225,6 +225,7 @@ int tt_cmd_replay(int argc, char **argv) {
             .opaque = &ro,
             .emit_provisional = tt_opts_flag(o, "emit-provisional"),
             .emit_interval_ms = tt_opts_duration_ms(o, "emit-interval"),
+            .max_record_bytes = (size_t)tt_opts_int(o, "max-record-bytes"),
         };
         tt_replay_stats st;
         int err = tt_replay_run(&rc_conf, &st, errstr, sizeof(errstr));

@@ -225,17 +225,29 @@ int tt_shard_merge_model(tt_shard *s, int32_t w, tt_str model,
         mentry *m = entry_of(s, sl, model, &err);
         if (!m)
                 return err;
+        tt_cell cur;
+        tt_ccell_get(&m->c, sl->start, &cur);
+        if (!tt_cell_merge_ok(&cur, c))
+                return TT_ERR_RANGE; /* would pass TT_COUNT_MAX */
         tt_ccell_merge(&m->c, sl->start, c);
+
         sl->version++;
         return TT_ERR_OK;
 }
 
 int tt_shard_merge_origin(tt_shard *s, int32_t w, tt_origin o,
                           const tt_cell *c) {
+        if (!tt_origin_valid(o))
+                return TT_ERR_FORMAT; /* would index outside origins[] */
         wslot *sl = slot_get(s, w);
         if (!sl)
                 return TT_ERR_NOMEM;
-        tt_ccell_merge(&sl->origins[tt_origin_index(o)], sl->start, c);
+        tt_ccell *oc = &sl->origins[tt_origin_index(o)];
+        tt_cell cur;
+        tt_ccell_get(oc, sl->start, &cur);
+        if (!tt_cell_merge_ok(&cur, c))
+                return TT_ERR_RANGE;
+        tt_ccell_merge(oc, sl->start, c);
         sl->version++;
         return TT_ERR_OK;
 }

@@ -54,6 +54,7 @@ tt_engine *tt_engine_new(const tt_engine_conf *conf, const tt_sink *sink,
         e->opaque = opaque;
         atomic_init(&e->watermark, INT64_MIN);
         atomic_init(&e->closed_through, NO_WEEK);
+        e->quiet_through = e->reemit_through = NO_WEEK;
         atomic_init(&e->key_limit_events, 0);
         pthread_mutex_init(&e->late_mu, NULL);
         tt_buf_init(&e->late_arena, 64u << 20);
@@ -101,6 +102,7 @@ nomem:
 void tt_engine_destroy(tt_engine *e) {
         if (!e)
                 return;
+        tt_engine_resume_free_(e);
         if (e->rules)
                 for (size_t i = 0; i < e->nrules; i++)
                         tt_streak_rule_free(&e->rules[i]);
@@ -156,6 +158,8 @@ tt_weekview *tt_engine_view_get_(tt_engine *e, int32_t w) {
 
 /* The view of the week before wv, if that week is known and had events. */
 static const tt_weekview *view_prev(const tt_engine *e, const tt_weekview *wv) {
+        if (wv->week == INT32_MIN)
+                return NULL; /* no week before; decoders refuse such weeks */
         const tt_weekview *p = tt_engine_view_find_(e, wv->week - 1);
         return p && tt_weekview_has_events(p) ? p : NULL;
 }
@@ -213,9 +217,9 @@ static tt_str key_str(const tt_engine *e, tt_dim dim, uint32_t key) {
 }
 
 /* Candidates of rule r in wv. Listed keys count 0 when absent. */
-static size_t candidates(const tt_engine *e, const tt_streak_rule *r,
-                         const tt_weekview *wv, tt_streak_cand *out,
-                         size_t cap) {
+size_t tt_engine_candidates_(const tt_engine *e, const tt_streak_rule *r,
+                             const tt_weekview *wv, tt_streak_cand *out,
+                             size_t cap) {
         size_t n = 0;
         if (r->ncand) {
                 for (size_t i = 0; i < r->ncand; i++) {
@@ -277,6 +281,8 @@ static int emit_streak(tt_engine *e, const tt_streak_rule *r,
 static int decide_streaks(tt_engine *e, tt_weekview *wv) {
         if (!tt_weekview_has_events(wv))
                 return TT_ERR_OK;
+        if (wv->quiet)
+                return tt_engine_decide_quiet_(e, wv);
         const tt_weekview *pv = view_prev(e, wv);
         /* Rows are few per week; candidates of unlisted rules are capped by
          * the row count, so size the buffer from it. */
@@ -286,7 +292,8 @@ static int decide_streaks(tt_engine *e, tt_weekview *wv) {
                 return TT_ERR_NOMEM;
         int err = TT_ERR_OK;
         for (size_t r = 0; r < e->nrules && !err; r++) {
-                size_t n = candidates(e, &e->rules[r], wv, cand, cap);
+                size_t n =
+                    tt_engine_candidates_(e, &e->rules[r], wv, cand, cap);
                 if (n == 0)
                         continue;
                 tt_streak_result res;
@@ -310,10 +317,14 @@ static void stats_rows(tt_engine *e, tt_emit_mode mode, uint64_t n) {
 }
 
 static int derive_emit(tt_engine *e, tt_weekview *wv, tt_emit_mode mode) {
+        if (wv->quiet)
+                return TT_ERR_OK; /* engine_resume.c: no output */
         uint64_t n;
         int err = tt_weekview_emit(wv, view_prev(e, wv), mode, e->keys, e->sink,
                                    e->opaque, e->now, &n);
         stats_rows(e, mode, n);
+        if (wv->top_revision > e->st.max_revision)
+                e->st.max_revision = wv->top_revision;
         return err;
 }
 
@@ -389,6 +400,7 @@ static int close_week(tt_engine *e, int32_t w) {
         tt_weekview *wv = tt_engine_view_get_(e, w);
         if (!wv)
                 return TT_ERR_NOMEM;
+        tt_engine_resume_mark_(e, wv);
         int err = merge_shards(e, wv);
         /* Merged: the shards' cells of the week are freed before the
          * emission's working arrays are made (a lower peak). */
@@ -840,6 +852,7 @@ int tt_engine_emit_provisional(tt_engine *e, int64_t now_ms) {
                         err = TT_ERR_NOMEM;
                         break;
                 }
+                tt_engine_resume_mark_(e, wv);
                 err = merge_shards(e, wv);
                 if (!err)
                         err = derive_emit(e, wv, TT_EMIT_PROVISIONAL);

@@ -73,6 +73,13 @@ struct tt_engine {
 
         tt_engine_stats st;
         int64_t now;
+
+        /* At-least-once after a restart (engine_resume.c). */
+        int32_t quiet_through;  /* weeks <= this close without output */
+        int32_t reemit_through; /* weeks <= this were emitted before */
+        int32_t revision_base;  /* their rows' revision when they close */
+        char **seed_holder;     /* per rule: holder of week quiet_through */
+        int32_t *seed_length;   /* and its streak length (0: none) */
         /* Events refused by --max-keys; workers add to it. */
         _Atomic uint64_t key_limit_events;
 };
@@ -81,5 +88,16 @@ struct tt_engine {
 tt_weekview *tt_engine_view_find_(const tt_engine *e, int32_t w);
 /* The view of week w, created empty when missing (views stay sorted). */
 tt_weekview *tt_engine_view_get_(tt_engine *e, int32_t w);
+
+/* engine_resume.c: marks wv quiet or re-emitted as tt_engine_resume said;
+ * decides a quiet week's streaks without emitting them, taking the
+ * lengths handed over by the earlier run. */
+void tt_engine_resume_mark_(const tt_engine *e, tt_weekview *wv);
+int tt_engine_decide_quiet_(tt_engine *e, tt_weekview *wv);
+void tt_engine_resume_free_(tt_engine *e);
+/* Candidates of rule r in wv (engine.c). Listed keys count 0 when absent. */
+size_t tt_engine_candidates_(const tt_engine *e, const tt_streak_rule *r,
+                             const tt_weekview *wv, tt_streak_cand *out,
+                             size_t cap);
 
 #endif

@@ -21,11 +21,19 @@
  * what was last emitted is the current cell unless a row changed since, so
  * version 2 keeps only that. A version 1 week record (every row's emitted
  * cell, prev, share and rank) is still read: a row whose emitted cell
- * differs from its cell is restored as changed. */
+ * differs from its cell is restored as changed.
+ *
+ * Every record is read as untrusted input (another client may write to the
+ * topic, a disk may corrupt it): each field is checked before it is used
+ * and a record that does not check out is refused whole with a reason. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "tokentally/err.h"
+#include "tokentally/partials.h"
 #include "tokentally/week.h"
 #include "tokentally/wire.h"
 
@@ -261,170 +269,339 @@ int tt_engine_save(tt_engine *e, size_t max_part, tt_engine_put_fn put,
 
 /* ---- load -------------------------------------------------------------- */
 
-/* A saved key string as the engine keeps it: origins by code, models
- * interned (so the pointer lives as long as the engine). */
-static tt_str load_str(tt_engine *e, tt_rd *r, tt_dim dim) {
-        if (!tt_get_u8(r))
-                return TT_STR_NULL;
-        size_t n;
-        const uint8_t *p = tt_get_bytes(r, &n);
-        if (!p)
-                return TT_STR_NULL;
-        if (dim == TT_DIM_ORIGIN && n == 2)
-                return tt_origin_str(TT_ORIGIN(p[0], p[1]));
-        uint32_t id = tt_keytab_intern(e->keys, (const char *)p, n, NULL);
-        if (id == TT_KEY_NONE) {
-                r->bad = true;
-                return TT_STR_NULL;
+/* A record being loaded: the reader and the first reason it is refused.
+ * Every field is checked before it is applied; a record refused part-way
+ * leaves what came before it applied, which is why a refused state record
+ * stops the merger (merger.c) instead of running on. */
+typedef struct ld {
+        tt_engine *e;
+        tt_rd r;
+        char why[200];
+        unsigned version; /* of the week record being read */
+} ld;
+
+static __attribute__((format(printf, 2, 3))) int bad(ld *x, const char *fmt,
+                                                     ...) {
+        if (!x->why[0]) {
+                va_list ap;
+                va_start(ap, fmt);
+                vsnprintf(x->why, sizeof(x->why), fmt, ap);
+                va_end(ap);
         }
-        return tt_keytab_str(e->keys, id);
+        return TT_ERR_FORMAT;
 }
 
-static int load_view(tt_engine *e, tt_rd *r, int32_t w, unsigned version) {
+static bool count_ok(int64_t v) {
+        return v >= 0 && v <= TT_COUNT_MAX;
+}
+
+static bool time_ok(int64_t t) {
+        return t >= TT_MIN_EVENT_TIME_MS && t < TT_MAX_EVENT_TIME_MS;
+}
+
+/* A saved cell, checked (tt_cell_check). */
+static int load_cell(ld *x, tt_cell *c, const char *what) {
+        tt_get_cell(&x->r, c);
+        char d[160];
+        if (tt_rd_ok(&x->r) && tt_cell_check(c, d, sizeof(d)))
+                return bad(x, "%s: %s", what, d);
+        return TT_ERR_OK;
+}
+
+/* A saved model slug, checked and interned. */
+static int load_model(ld *x, uint32_t *id) {
+        size_t n;
+        const uint8_t *p = tt_get_bytes(&x->r, &n);
+        if (!p)
+                return TT_ERR_OK; /* truncated: reported at the end */
+        char d[160];
+        if (!tt_model_valid((tt_str){(const char *)p, n}, d, sizeof(d)))
+                return bad(x, "%s", d);
+        *id = tt_keytab_intern(x->e->keys, (const char *)p, n, NULL);
+        return *id == TT_KEY_NONE ? TT_ERR_NOMEM : TT_ERR_OK;
+}
+
+/* A saved key string as the engine keeps it: origins by code, models
+ * interned (so the pointer lives as long as the engine). */
+static int load_str(ld *x, tt_dim dim, tt_str *out) {
+        *out = TT_STR_NULL;
+        uint8_t has = tt_get_u8(&x->r);
+        if (has > 1)
+                return bad(x, "string flag %u", (unsigned)has);
+        if (!has)
+                return TT_ERR_OK;
+        if (dim == TT_DIM_ORIGIN) {
+                size_t n;
+                const uint8_t *p = tt_get_bytes(&x->r, &n);
+                if (!p)
+                        return TT_ERR_OK;
+                if (n != 2 || !tt_origin_valid(TT_ORIGIN(p[0], p[1])))
+                        return bad(x,
+                                   "streak origin of %zu bytes is not "
+                                   "AA..ZZ",
+                                   n);
+                *out = tt_origin_str(TT_ORIGIN(p[0], p[1]));
+                return TT_ERR_OK;
+        }
+        uint32_t id = TT_KEY_NONE;
+        int err = load_model(x, &id);
+        if (!err && id != TT_KEY_NONE)
+                *out = tt_keytab_str(x->e->keys, id);
+        return err;
+}
+
+static int load_row(ld *x, tt_weekview *wv) {
+        tt_rd *r = &x->r;
+        uint8_t dim = tt_get_u8(r);
+        uint32_t key = TT_KEY_NONE;
+        int err;
+        if (dim == TT_DIM_MODEL) {
+                if ((err = load_model(x, &key)))
+                        return err;
+        } else if (dim == TT_DIM_ORIGIN || dim == TT_DIM_TOTAL) {
+                key = tt_get_u32(r);
+                if (tt_rd_ok(r) &&
+                    (dim == TT_DIM_TOTAL
+                         ? key != 0
+                         : key > 0xffff || !tt_origin_valid((tt_origin)key)))
+                        return bad(x, "row key %#" PRIx32 " of dimension %u",
+                                   key, (unsigned)dim);
+        } else if (tt_rd_ok(r)) {
+                return bad(x, "row dimension %u", (unsigned)dim);
+        }
+        tt_cell c, em;
+        if ((err = load_cell(x, &c, "row")))
+                return err;
+        em = c;
+        unsigned flags = tt_get_u8(r);
+        uint32_t revision = tt_get_u32(r);
+        if (x->version == 1) {
+                /* every row's emitted cell, then prev, share and rank as
+                 * emitted: derived from the cells now */
+                if (flags > 1)
+                        return bad(x, "row: emitted flag %u", flags);
+                flags = flags ? TT_ROW_EMITTED : 0;
+                if ((err = load_cell(x, &em, "row as emitted")))
+                        return err;
+                (void)tt_get_u8(r);
+                (void)tt_get_i64(r);
+                (void)tt_get_f64(r);
+                (void)tt_get_u32(r);
+                if (flags && (em.tokens != c.tokens ||
+                              em.prompt_tokens != c.prompt_tokens ||
+                              em.requests != c.requests ||
+                              em.last_origin != c.last_origin))
+                        flags |= TT_ROW_TOUCHED;
+        } else if (flags > 3) {
+                return bad(x, "row: flags %u", flags);
+        } else if (flags == (TT_ROW_EMITTED | TT_ROW_TOUCHED)) {
+                if ((err = load_cell(x, &em, "row as emitted")))
+                        return err;
+        }
+        if (!tt_rd_ok(r))
+                return TT_ERR_OK; /* truncated: reported at the end */
+        if (revision > INT32_MAX - 1)
+                return bad(x, "row: revision %" PRIu32, revision);
+        return tt_weekview_restore_row(wv, (tt_dim)dim, key, &c, flags,
+                                       revision, &em);
+}
+
+static int load_streak(ld *x, tt_streak_result *s, tt_dim dim) {
+        tt_rd *r = &x->r;
+        memset(s, 0, sizeof(*s));
+        uint8_t valid = tt_get_u8(r);
+        if (valid > 1)
+                return bad(x, "streak flag %u", (unsigned)valid);
+        if (!valid)
+                return TT_ERR_OK;
+        uint8_t kind = tt_get_u8(r);
+        int err = load_str(x, dim, &s->holder);
+        s->holder_tokens = tt_get_i64(r);
+        s->length_weeks = (int32_t)tt_get_u32(r);
+        err = err ? err : load_str(x, dim, &s->previous_holder);
+        err = err ? err : load_str(x, dim, &s->runner_up);
+        s->runner_up_tokens = tt_get_i64(r);
+        uint8_t has_margin = tt_get_u8(r);
+        s->margin_pct = tt_get_f64(r);
+        if (err || !tt_rd_ok(r))
+                return err;
+        if (kind > TT_STREAK_EXTENDED || !s->holder.ptr ||
+            !count_ok(s->holder_tokens) || s->length_weeks < 1 ||
+            s->length_weeks > TT_MAX_WEEK - TT_MIN_WEEK + 1 ||
+            !count_ok(s->runner_up_tokens) || has_margin > 1 ||
+            (has_margin && !isfinite(s->margin_pct)))
+                return bad(x,
+                           "streak: kind %u, holder tokens %" PRId64
+                           ", length %" PRId32 ", runner-up tokens %" PRId64
+                           ", margin flag %u",
+                           (unsigned)kind, s->holder_tokens, s->length_weeks,
+                           s->runner_up_tokens, (unsigned)has_margin);
+        s->valid = true;
+        s->kind = (tt_streak_kind)kind;
+        s->has_margin = has_margin;
+        return TT_ERR_OK;
+}
+
+static int load_view(ld *x, int32_t w) {
+        tt_engine *e = x->e;
+        tt_rd *r = &x->r;
         tt_weekview *wv = tt_engine_view_get_(e, w);
         if (!wv)
                 return TT_ERR_NOMEM;
-        /* Every part of a week with rows repeats the view's header. */
-        if (tt_get_u8(r)) {
+        uint8_t dirty = tt_get_u8(r);
+        if (dirty > 1)
+                return bad(x, "view dirty flag %u", (unsigned)dirty);
+        /* Every part of a week with rows repeats the view's header: a
+         * dirty part makes the week dirty, a clean one changes nothing. */
+        if (dirty) {
                 wv->dirty = true;
                 e->pending = true;
         }
         uint32_t n = tt_get_u32(r);
-        for (uint32_t i = 0; i < n && tt_rd_ok(r); i++) {
-                tt_dim dim = (tt_dim)tt_get_u8(r);
-                uint32_t key;
-                if (dim == TT_DIM_MODEL) {
-                        size_t len;
-                        const uint8_t *p = tt_get_bytes(r, &len);
-                        key = p ? tt_keytab_intern(e->keys, (const char *)p,
-                                                   len, NULL)
-                                : TT_KEY_NONE;
-                        if (key == TT_KEY_NONE)
-                                return TT_ERR_FORMAT;
-                } else if (dim == TT_DIM_ORIGIN || dim == TT_DIM_TOTAL) {
-                        key = tt_get_u32(r);
-                } else {
-                        return TT_ERR_FORMAT;
-                }
-                tt_cell c, em;
-                tt_get_cell(r, &c);
-                em = c;
-                unsigned flags = tt_get_u8(r);
-                uint32_t revision = tt_get_u32(r);
-                if (version == 1) {
-                        flags = flags ? TT_ROW_EMITTED : 0;
-                        tt_get_cell(r, &em);
-                        (void)tt_get_u8(r);  /* prev, share and rank as */
-                        (void)tt_get_i64(r); /* emitted: derived from */
-                        (void)tt_get_f64(r); /* the cells now */
-                        (void)tt_get_u32(r);
-                        if (flags && (em.tokens != c.tokens ||
-                                      em.prompt_tokens != c.prompt_tokens ||
-                                      em.requests != c.requests ||
-                                      em.last_origin != c.last_origin))
-                                flags |= TT_ROW_TOUCHED;
-                } else if (flags == (TT_ROW_EMITTED | TT_ROW_TOUCHED)) {
-                        tt_get_cell(r, &em);
-                } else if (flags > 3) {
-                        return TT_ERR_FORMAT;
-                }
-                if (!tt_rd_ok(r))
-                        return TT_ERR_FORMAT;
-                int err = tt_weekview_restore_row(wv, dim, key, &c, flags,
-                                                  revision, &em);
-                if (err)
-                        return err;
-        }
+        int err = TT_ERR_OK;
+        for (uint32_t i = 0; !err && i < n && tt_rd_ok(r); i++)
+                err = load_row(x, wv);
+        if (err)
+                return err;
         uint32_t nrules = tt_get_u32(r);
-        if (nrules != wv->nrules)
-                return TT_ERR_FORMAT; /* saved with other --streak rules */
-        for (size_t i = 0; i < nrules && tt_rd_ok(r); i++) {
-                tt_streak_result *s = &wv->streaks[i];
-                memset(s, 0, sizeof(*s));
-                s->valid = tt_get_u8(r);
-                if (!s->valid)
-                        continue;
-                tt_dim dim = e->rules[i].dim;
-                s->kind = (tt_streak_kind)tt_get_u8(r);
-                s->holder = load_str(e, r, dim);
-                s->holder_tokens = tt_get_i64(r);
-                s->length_weeks = (int32_t)tt_get_u32(r);
-                s->previous_holder = load_str(e, r, dim);
-                s->runner_up = load_str(e, r, dim);
-                s->runner_up_tokens = tt_get_i64(r);
-                s->has_margin = tt_get_u8(r);
-                s->margin_pct = tt_get_f64(r);
-        }
-        return tt_rd_ok(r) ? TT_ERR_OK : TT_ERR_FORMAT;
+        if (tt_rd_ok(r) && nrules != wv->nrules)
+                return bad(x,
+                           "%" PRIu32 " streak rules saved, %zu configured "
+                           "(saved with other --streak rules)",
+                           nrules, wv->nrules);
+        for (size_t i = 0; !err && i < nrules && tt_rd_ok(r); i++)
+                err = load_streak(x, &wv->streaks[i], e->rules[i].dim);
+        return err;
 }
 
-static int load_week(tt_engine *e, tt_rd *r, unsigned version) {
+static int load_week(ld *x) {
+        tt_rd *r = &x->r;
         int32_t w = (int32_t)tt_get_u32(r);
+        if (tt_rd_ok(r) && !tt_week_valid(w))
+                return bad(x, "week %" PRId32 " outside 2000-2099", w);
         int err = TT_ERR_OK;
         uint32_t nm = tt_get_u32(r);
         for (uint32_t i = 0; !err && i < nm && tt_rd_ok(r); i++) {
                 size_t len;
                 const uint8_t *p = tt_get_bytes(r, &len);
                 tt_cell c;
-                tt_get_cell(r, &c);
+                tt_str model = {(const char *)p, len};
+                char d[160];
+                if (p && !tt_model_valid(model, d, sizeof(d)))
+                        return bad(x, "model cell %" PRIu32 ": %s", i, d);
+                if ((err = load_cell(x, &c, "model cell")))
+                        return err;
                 if (tt_rd_ok(r))
-                        err = tt_shard_merge_model(
-                            e->shards[0], w, (tt_str){(const char *)p, len},
-                            &c);
+                        err =
+                            tt_shard_merge_model(x->e->shards[0], w, model, &c);
         }
         uint32_t no = tt_get_u32(r);
         for (uint32_t i = 0; !err && i < no && tt_rd_ok(r); i++) {
-                tt_origin o = (tt_origin)tt_get_u32(r);
+                uint32_t code = tt_get_u32(r);
                 tt_cell c;
-                tt_get_cell(r, &c);
+                if (tt_rd_ok(r) &&
+                    (code > 0xffff || !tt_origin_valid((tt_origin)code)))
+                        return bad(x,
+                                   "origin cell %" PRIu32 ": code %#" PRIx32
+                                   " is not AA..ZZ",
+                                   i, code);
+                if ((err = load_cell(x, &c, "origin cell")))
+                        return err;
                 if (tt_rd_ok(r))
-                        err = tt_shard_merge_origin(e->shards[0], w, o, &c);
+                        err = tt_shard_merge_origin(x->e->shards[0], w,
+                                                    (tt_origin)code, &c);
         }
-        if (!err && tt_get_u8(r))
-                err = load_view(e, r, w, version);
-        return err;
+        if (err)
+                return err;
+        uint8_t has_view = tt_get_u8(r);
+        if (has_view > 1)
+                return bad(x, "view flag %u", (unsigned)has_view);
+        return has_view ? load_view(x, w) : TT_ERR_OK;
 }
 
-static int load_meta(tt_engine *e, tt_rd *r) {
-        atomic_store(&e->watermark, tt_get_i64(r));
-        atomic_store(&e->closed_through, (int32_t)tt_get_u32(r));
-        uint32_t n = tt_get_u32(r);
-        for (uint32_t i = 0; i < n && tt_rd_ok(r); i++) {
-                int32_t pid = (int32_t)tt_get_u32(r);
-                int64_t max_time = tt_get_i64(r);
-                uint8_t flags = tt_get_u8(r);
-                if (pid < 0 || pid >= e->conf.max_partitions)
-                        return TT_ERR_FORMAT;
-                partition *p = &e->parts[pid];
-                p->live = true;
-                if (pid >= e->nparts)
-                        e->nparts = pid + 1;
-                atomic_store(&p->max_time, max_time);
-                p->reported_idle = flags & 1;
-                p->reported_eof = flags & 2;
+/* The meta record is checked whole first (two passes over the reader),
+ * so a bad partition entry leaves the watermark untouched. */
+static int load_meta(ld *x) {
+        tt_engine *e = x->e;
+        for (int apply = 0; apply < 2; apply++) {
+                tt_rd r = x->r;
+                int64_t wm = tt_get_i64(&r);
+                int32_t closed = (int32_t)tt_get_u32(&r);
+                if (!tt_rd_ok(&r))
+                        return bad(x, "truncated");
+                if ((wm != INT64_MIN && !time_ok(wm)) ||
+                    (closed != INT32_MIN && !tt_week_valid(closed)))
+                        return bad(x,
+                                   "meta: watermark %" PRId64
+                                   " or closed week %" PRId32 " out of range",
+                                   wm, closed);
+                if (apply) {
+                        atomic_store(&e->watermark, wm);
+                        atomic_store(&e->closed_through, closed);
+                }
+                uint32_t n = tt_get_u32(&r);
+                for (uint32_t i = 0; i < n && tt_rd_ok(&r); i++) {
+                        int32_t pid = (int32_t)tt_get_u32(&r);
+                        int64_t max_time = tt_get_i64(&r);
+                        uint8_t flags = tt_get_u8(&r);
+                        if (!tt_rd_ok(&r))
+                                break;
+                        if (pid < 0 || pid >= e->conf.max_partitions ||
+                            flags > 3 ||
+                            (max_time != INT64_MIN && !time_ok(max_time)))
+                                return bad(
+                                    x,
+                                    "meta: partition %" PRId32 " (max %" PRId32
+                                    "), max time %" PRId64 ", flags %u invalid",
+                                    pid, e->conf.max_partitions, max_time,
+                                    (unsigned)flags);
+                        if (!apply)
+                                continue;
+                        partition *p = &e->parts[pid];
+                        p->live = true;
+                        if (pid >= e->nparts)
+                                e->nparts = pid + 1;
+                        atomic_store(&p->max_time, max_time);
+                        p->reported_idle = flags & 1;
+                        /* Not restored: "at its end" is a fact of the run
+                         * that reported it. A restored end let a
+                         * --close-at-eof merger close everything before
+                         * this run's counts arrived and leave with them
+                         * unmerged (issue 9, defect 2). */
+                        p->reported_eof = false;
+                }
+                if (!tt_rd_done(&r))
+                        return bad(x, "%s",
+                                   tt_rd_ok(&r) ? "bytes after its end"
+                                                : "truncated");
+                if (apply)
+                        x->r = r;
         }
         return TT_ERR_OK;
 }
 
 int tt_engine_load(tt_engine *e, const void *rec, size_t len, char *errstr,
                    size_t errsize) {
-        tt_rd r = tt_rd_init(rec, len);
-        uint8_t kind = tt_get_u8(&r), version = tt_get_u8(&r);
+        ld x = {e, tt_rd_init(rec, len), "", 0};
+        uint8_t kind = tt_get_u8(&x.r), version = tt_get_u8(&x.r);
         int err;
-        if (kind == 'W' && (version == 1 || version == 2))
-                err = load_week(e, &r, version);
-        else if (version != 1)
-                err = TT_ERR_FORMAT;
+        x.version = version;
+        if (version != 1 && !(version == 2 && kind == 'W'))
+                err = bad(&x, "unknown version");
+        else if (kind == 'W')
+                err = load_week(&x);
         else if (kind == 'M')
-                err = load_meta(e, &r);
+                err = load_meta(&x);
         else
-                err = TT_ERR_FORMAT;
-        if (!err && !tt_rd_done(&r))
-                err = TT_ERR_FORMAT;
+                err = bad(&x, "unknown kind");
+        if (!err && !tt_rd_done(&x.r))
+                err = bad(&x, "%s",
+                          tt_rd_ok(&x.r) ? "bytes after its end" : "truncated");
         if (err)
                 snprintf(errstr, errsize,
-                         "state record (%zu bytes, kind %c version %u): %s",
+                         "state record (%zu bytes, kind %c version %u): %s%s%s",
                          len, kind >= 32 && kind < 127 ? kind : '?',
-                         (unsigned)version, tt_err2str(err));
+                         (unsigned)version, tt_err2str(err),
+                         x.why[0] ? ": " : "", x.why);
         return err;
 }

@@ -73,6 +73,27 @@ static const struct {
     {TT_F_COMPLETION, "completion_tokens"},
 };
 
+bool tt_model_valid(tt_str m, char *detail, size_t size) {
+        if (!m.ptr || m.len == 0) {
+                snprintf(detail, size, "model is empty");
+                return false;
+        }
+        if (m.len > TT_MAX_MODEL_LEN) {
+                snprintf(detail, size, "model is %zu bytes, over %d", m.len,
+                         TT_MAX_MODEL_LEN);
+                return false;
+        }
+        if (!memchr(m.ptr, '/', m.len)) {
+                snprintf(detail, size, "model has no '/' author separator");
+                return false;
+        }
+        if (!tt_utf8_valid(m.ptr, m.len)) {
+                snprintf(detail, size, "model is not valid UTF-8");
+                return false;
+        }
+        return true;
+}
+
 tt_reason tt_event_validate(const tt_event *ev, char *detail, size_t size) {
         for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
                 if (!(ev->present & required[i].bit)) {
@@ -107,24 +128,8 @@ tt_reason tt_event_validate(const tt_event *ev, char *detail, size_t size) {
                          ev->event_time_ms);
                 return TT_REASON_TIME_OUT_OF_RANGE;
         }
-        const tt_str *m = &ev->model;
-        if (!m->ptr || m->len == 0) {
-                snprintf(detail, size, "model is empty");
+        if (!tt_model_valid(ev->model, detail, size))
                 return TT_REASON_BAD_MODEL;
-        }
-        if (m->len > TT_MAX_MODEL_LEN) {
-                snprintf(detail, size, "model is %zu bytes, over %d", m->len,
-                         TT_MAX_MODEL_LEN);
-                return TT_REASON_BAD_MODEL;
-        }
-        if (!memchr(m->ptr, '/', m->len)) {
-                snprintf(detail, size, "model has no '/' author separator");
-                return TT_REASON_BAD_MODEL;
-        }
-        if (!tt_utf8_valid(m->ptr, m->len)) {
-                snprintf(detail, size, "model is not valid UTF-8");
-                return TT_REASON_BAD_MODEL;
-        }
         if (ev->origin.ptr) {
                 const char *o = ev->origin.ptr;
                 if (ev->origin.len != 2 || o[0] < 'A' || o[0] > 'Z' ||

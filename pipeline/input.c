@@ -31,6 +31,7 @@ struct tt_input {
         size_t rpos, rend; /* unconsumed bytes rbuf[rpos..rend) (plain) */
         z_stream zs;
         char err[160]; /* sticky error, reported once data before it is out */
+        bool corrupt;  /* err is about the data (gzip), not read(2) */
 };
 
 static void set_err(char *errstr, size_t errsize, const char *msg) {
@@ -198,6 +199,7 @@ static ssize_t read_gzip(tt_input *in, uint8_t *out, size_t n) {
                 }
                 if (rc == Z_OK)
                         continue;
+                in->corrupt = rc != Z_MEM_ERROR;
                 if (rc == Z_BUF_ERROR && zs->avail_in == 0 && in->eof) {
                         snprintf(in->err, sizeof(in->err),
                                  "%s: truncated gzip data (unexpected end "
@@ -247,6 +249,10 @@ int64_t tt_input_size(const tt_input *in) {
 int64_t tt_input_pos(const tt_input *in) {
         size_t pending = in->gzip ? in->zs.avail_in : in->rend - in->rpos;
         return in->nread - (int64_t)pending;
+}
+
+bool tt_input_corrupt(const tt_input *in) {
+        return in->err[0] && in->corrupt;
 }
 
 const char *tt_input_name(const tt_input *in) {

@@ -31,6 +31,10 @@ typedef struct ctx {
         const char *buf, *p, *end;
         tt_json_dec *dec;
         bool reserved; /* scratch sized for this line: pointers stay put */
+        /* The string being read is the model: its UTF-8 is left to
+         * tt_event_validate, so that invalid UTF-8 there is bad_model
+         * (SPEC §2) as it is from Avro, not malformed. */
+        bool model_utf8;
         char *detail;
         size_t detail_size;
 } ctx;
@@ -236,7 +240,7 @@ static bool unescape(ctx *c, const char *start, const char *q, tt_str *out,
         size_t n = (size_t)(o - o0);
         /* Escapes always produce valid UTF-8; raw bytes next to them may
          * not, so the whole result is checked. */
-        if (high && !tt_utf8_valid((const char *)o0, n))
+        if (high && !c->model_utf8 && !tt_utf8_valid((const char *)o0, n))
                 return fail(c, "invalid UTF-8 in %s", what);
         s->len += n;
         out->ptr = (const char *)o0;
@@ -295,7 +299,7 @@ found:
 #else
                 bool nonascii = (high & 0x80) != 0;
 #endif
-                if (nonascii && !tt_utf8_valid(start, n))
+                if (nonascii && !c->model_utf8 && !tt_utf8_valid(start, n))
                         return fail(c, "invalid UTF-8 in %s", what);
                 out->ptr = start;
                 out->len = n;
@@ -567,11 +571,15 @@ static bool member(ctx *c, tt_event *ev) {
                         return false;
                 mark(ev, TT_F_REQUEST_ID, null);
                 return true;
-        case K_MODEL:
-                if (!get_str(c, "model", &ev->model, &null))
+        case K_MODEL: {
+                c->model_utf8 = true;
+                bool got = get_str(c, "model", &ev->model, &null);
+                c->model_utf8 = false;
+                if (!got)
                         return false;
                 mark(ev, TT_F_MODEL, null);
                 return true;
+        }
         case K_ORIGIN:
                 /* null is a value here: "resolve from the author". */
                 if (!get_str(c, "origin", &ev->origin, &null))
@@ -619,7 +627,7 @@ static bool member(ctx *c, tt_event *ev) {
 
 tt_reason tt_json_decode_event(tt_json_dec *dec, const char *buf, size_t len,
                                tt_event *ev, char *detail, size_t detail_size) {
-        ctx c = {buf, buf, buf + len, dec, false, detail, detail_size};
+        ctx c = {buf, buf, buf + len, dec, false, false, detail, detail_size};
         *ev = (tt_event){0};
         tt_buf_reset(&dec->scratch);
         skip_ws(&c);

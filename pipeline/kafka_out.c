@@ -43,6 +43,12 @@ struct tt_kafka_out {
         int32_t rollup_id, streak_id; /* schema ids in the Confluent header */
 
         atomic_int failed; /* sticky: 0 or the first tt_err */
+        /* A delivery failed for a reason no retry can mend (see
+         * permanent_error()): the stage must stop, not redo the work. */
+        atomic_bool permanent;
+        /* The largest offset delivered to track_topic (-1: none yet). */
+        char track_topic[256];
+        _Atomic int64_t tracked;
         atomic_uint_fast64_t delivered;
         pthread_mutex_t err_mu; /* guards why and last_broker_error */
         char why[512];
@@ -74,16 +80,61 @@ static void fail(tt_kafka_out *o, int err, const char *fmt, ...) {
 
 /* Runs on whichever thread serves the queue (poll, flush), possibly several
  * at once. */
+/* Errors that a new producer redoing the same work would meet again: the
+ * topic is missing, we may not write to it, or the record is refused.
+ * (librdkafka has already waited topic.metadata.propagation.max.ms before
+ * it reports a topic as unknown.) Anything else — timeouts, a broker
+ * outage, an aborted transaction's purged records — is worth a retry. */
+static bool permanent_error(rd_kafka_resp_err_t e) {
+        switch (e) {
+        case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
+        case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
+        case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:
+        case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+        case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+        case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+        case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+        case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        case RD_KAFKA_RESP_ERR_TOPIC_EXCEPTION:
+        case RD_KAFKA_RESP_ERR_POLICY_VIOLATION:
+        case RD_KAFKA_RESP_ERR_INVALID_REQUIRED_ACKS:
+        case RD_KAFKA_RESP_ERR_UNSUPPORTED_FOR_MESSAGE_FORMAT:
+                return true;
+        default:
+                return false;
+        }
+}
+
 static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m,
                       void *opaque) {
         tt_kafka_out *o = opaque;
         (void)rk;
         if (!m->err) {
                 atomic_fetch_add(&o->delivered, 1);
+                if (o->track_topic[0] && m->rkt &&
+                    !strcmp(rd_kafka_topic_name(m->rkt), o->track_topic)) {
+                        int64_t t = atomic_load(&o->tracked);
+                        while (m->offset > t && !atomic_compare_exchange_weak(
+                                                    &o->tracked, &t, m->offset))
+                                ;
+                }
                 return;
         }
-        fail(o, TT_ERR_KAFKA, "delivery to topic %s failed: %s (%s)",
-             m->rkt ? rd_kafka_topic_name(m->rkt) : "?",
+        const char *topic = m->rkt ? rd_kafka_topic_name(m->rkt) : "?";
+        if (permanent_error(m->err) && !atomic_load(&o->permanent)) {
+                /* The reason the stage stops with: it replaces a first
+                 * failure that was only a consequence (a purged record). */
+                pthread_mutex_lock(&o->err_mu);
+                snprintf(o->why, sizeof(o->why),
+                         "delivery to topic %s failed: %s (%s)", topic,
+                         rd_kafka_err2str(m->err), rd_kafka_err2name(m->err));
+                atomic_store(&o->permanent, true);
+                atomic_store(&o->failed, TT_ERR_KAFKA);
+                pthread_mutex_unlock(&o->err_mu);
+                return;
+        }
+        fail(o, TT_ERR_KAFKA, "delivery to topic %s failed: %s (%s)", topic,
              rd_kafka_err2str(m->err), rd_kafka_err2name(m->err));
 }
 
@@ -170,6 +221,8 @@ tt_kafka_out *tt_kafka_out_new(const tt_kafka_out_conf *c, char *errstr,
         pthread_mutex_init(&o->pool_mu, NULL);
         atomic_init(&o->failed, 0);
         atomic_init(&o->delivered, 0);
+        atomic_init(&o->permanent, false);
+        atomic_init(&o->tracked, -1);
         o->json = c->json;
         o->rollup_id = TT_SCHEMA_ID_WEEKLY_ROLLUP;
         o->streak_id = TT_SCHEMA_ID_STREAK_CHANGE;
@@ -435,6 +488,58 @@ void tt_kafka_out_poll(tt_kafka_out *o) {
 
 uint64_t tt_kafka_out_delivered(const tt_kafka_out *o) {
         return atomic_load(&o->delivered);
+}
+
+bool tt_kafka_out_permanent(tt_kafka_out *o) {
+        return atomic_load(&o->permanent);
+}
+
+void tt_kafka_out_track(tt_kafka_out *o, const char *topic) {
+        snprintf(o->track_topic, sizeof(o->track_topic), "%s", topic);
+}
+
+int64_t tt_kafka_out_tracked(tt_kafka_out *o) {
+        return atomic_load(&o->tracked);
+}
+
+int tt_kafka_out_check_topics(tt_kafka_out *o, int timeout_ms, char *errstr,
+                              size_t errsize) {
+        for (int i = 0; i < OUT__COUNT; i++) {
+                if (!o->rkt[i])
+                        continue;
+                rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+                /* A broker that creates topics on first use answers
+                 * LEADER_NOT_AVAILABLE while it does: ask again. */
+                for (int t = 0; t < timeout_ms; t += 200) {
+                        const struct rd_kafka_metadata *md = NULL;
+                        err = rd_kafka_metadata(o->rk, 0, o->rkt[i], &md,
+                                                timeout_ms);
+                        if (!err && md->topic_cnt == 1)
+                                err = md->topics[0].err;
+                        if (md)
+                                rd_kafka_metadata_destroy(md);
+                        if (err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+                                break;
+                        rd_kafka_poll(o->rk, 200);
+                }
+                if (!err)
+                        continue;
+                const char *name = rd_kafka_topic_name(o->rkt[i]);
+                if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+                        snprintf(errstr, errsize,
+                                 "%s topic %s does not exist on the cluster "
+                                 "(%s): create it first",
+                                 out_name[i], name, rd_kafka_err2name(err));
+                else
+                        snprintf(errstr, errsize, "%s topic %s: %s (%s)",
+                                 out_name[i], name, rd_kafka_err2str(err),
+                                 rd_kafka_err2name(err));
+                return err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
+                               err == RD_KAFKA_RESP_ERR__TRANSPORT
+                           ? TT_ERR_RETRY
+                           : TT_ERR_KAFKA;
+        }
+        return TT_ERR_OK;
 }
 
 int tt_kafka_out_raw(tt_kafka_out *o, const char *topic, int32_t partition,

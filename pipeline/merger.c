@@ -1,6 +1,7 @@
 /* The merger's engine and its changelog; see merger.h. */
 #include "tokentally/merger.h"
 
+#include <inttypes.h>
 #include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +13,9 @@
 #include "tokentally/week.h"
 
 #define RESTORE_TIMEOUT_MS 120000
+/* Longer than the producers' transaction.timeout.ms (kafka_out.c): by then
+ * the broker has aborted any transaction a dead instance left open. */
+#define STABLE_TIMEOUT_MS 45000
 
 /* A state record as last written: which key, and a hash of its bytes to
  * tell whether it changed. */
@@ -143,6 +147,7 @@ typedef struct latest {
         char *key;
         tt_buf val;
         bool tomb;
+        int64_t offset; /* where it was read, for the reason of a refusal */
 } latest;
 
 typedef struct latest_set {
@@ -151,7 +156,7 @@ typedef struct latest_set {
 } latest_set;
 
 static int latest_put(latest_set *s, const char *key, size_t klen,
-                      const void *val, size_t vlen) {
+                      const void *val, size_t vlen, int64_t offset) {
         latest *x = NULL;
         for (size_t i = 0; i < s->n; i++)
                 if (strlen(s->v[i].key) == klen &&
@@ -179,6 +184,7 @@ static int latest_put(latest_set *s, const char *key, size_t klen,
         }
         tt_buf_reset(&x->val);
         x->tomb = val == NULL;
+        x->offset = offset;
         return val ? tt_buf_append(&x->val, val, vlen) : TT_ERR_OK;
 }
 
@@ -188,6 +194,79 @@ static void latest_free(latest_set *s) {
                 tt_buf_free(&s->v[i].val);
         }
         tt_free(s->v);
+}
+
+/* Waits until no transaction is open on the state topic: its last stable
+ * offset (what read_committed reads up to) is its log end. A merger that
+ * was killed mid-transaction leaves one open until the broker aborts it
+ * (transaction.timeout.ms), and until then the LSO hides every record
+ * after its first one, including checkpoints the next merger committed
+ * since. A restore that stopped there lost them: a week closed twice,
+ * counts merged after it missing (tests/it_kafka_eos.sh multi, 3 of 5
+ * runs under load). Records before the LSO are all decided; records of
+ * the open transaction are either aborted (the dead instance's) or ours
+ * (none: we write the state only as the merger). */
+static int wait_stable(rd_kafka_t *rk, const tt_merger_conf *c, int64_t *hi,
+                       char *errstr, size_t errsize) {
+        const tt_kafka_prop props[] = {{"isolation.level", "read_uncommitted"},
+                                       {"group.id", "tokentally-state-end"}};
+        rd_kafka_conf_t *kc = NULL;
+        char why[512];
+        /* The same brokers and -X (security) as the restore consumer, read
+         * uncommitted: its "high watermark" is the log end. */
+        if (!(kc = tt_kafka_conf_new(c->props, c->nprops, c->xprops, c->nxprops,
+                                     errstr, errsize)))
+                return TT_ERR_INVAL;
+        for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
+                if (rd_kafka_conf_set(kc, props[i].name, props[i].value, why,
+                                      sizeof(why))) {
+                        rd_kafka_conf_destroy(kc);
+                        snprintf(errstr, errsize, "state end consumer: %s",
+                                 why);
+                        return TT_ERR_INVAL;
+                }
+        rd_kafka_t *end = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
+        if (!end) {
+                rd_kafka_conf_destroy(kc);
+                snprintf(errstr, errsize, "state end consumer: %s", why);
+                return TT_ERR_KAFKA;
+        }
+        int err = TT_ERR_OK;
+        bool logged = false;
+        for (int waited = 0;; waited += 200) {
+                int64_t lo, lso, log_end;
+                rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
+                    rk, c->state_topic, 0, &lo, &lso, 30000);
+                if (!kerr)
+                        kerr = rd_kafka_query_watermark_offsets(
+                            end, c->state_topic, 0, &lo, &log_end, 30000);
+                if (kerr) {
+                        snprintf(errstr, errsize, "state topic %s: %s",
+                                 c->state_topic, rd_kafka_err2str(kerr));
+                        err = TT_ERR_KAFKA;
+                        break;
+                }
+                if (lso >= log_end) {
+                        *hi = lso;
+                        break;
+                }
+                if (waited >= STABLE_TIMEOUT_MS) {
+                        snprintf(errstr, errsize,
+                                 "state topic %s: a transaction is still open "
+                                 "after %d s (last stable offset %lld, end "
+                                 "%lld)",
+                                 c->state_topic, STABLE_TIMEOUT_MS / 1000,
+                                 (long long)lso, (long long)log_end);
+                        err = TT_ERR_KAFKA;
+                        break;
+                }
+                if (!logged && c->on_wait)
+                        c->on_wait(c->opaque, lso, log_end);
+                logged = true;
+                rd_kafka_poll(end, 200);
+        }
+        rd_kafka_destroy(end);
+        return err;
 }
 
 /* Reads the state topic's one partition from the start to its end. */
@@ -204,8 +283,10 @@ static int read_state(const tt_merger_conf *c, latest_set *out, uint64_t *nread,
                 snprintf(errstr, errsize, "state consumer: %s", why);
                 return TT_ERR_KAFKA;
         }
-        int err = TT_ERR_OK;
         int64_t lo = 0, hi = 0;
+        int err = wait_stable(rk, c, &hi, errstr, errsize);
+        if (err)
+                goto out;
         rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
             rk, c->state_topic, 0, &lo, &hi, 30000);
         if (kerr) {
@@ -252,7 +333,7 @@ static int read_state(const tt_merger_conf *c, latest_set *out, uint64_t *nread,
                     !memcmp(msg->key, c->group, plen) &&
                     ((const char *)msg->key)[plen] == '/')
                         err = latest_put(out, msg->key, msg->key_len,
-                                         msg->payload, msg->len);
+                                         msg->payload, msg->len, msg->offset);
                 int64_t off = msg->offset;
                 rd_kafka_message_destroy(msg);
                 if (err) {
@@ -271,8 +352,9 @@ out:
 
 tt_merger *tt_merger_new(const tt_merger_conf *c, const tt_sink *sink,
                          void *opaque, int32_t npartitions, uint64_t *restored,
-                         char *errstr, size_t errsize) {
+                         char *errstr, size_t errsize, int *errp) {
         *restored = 0;
+        *errp = TT_ERR_NOMEM;
         tt_merger *m = tt_calloc(1, sizeof(*m));
         if (!m || !(m->group = tt_malloc(strlen(c->group) + 1))) {
                 tt_free(m);
@@ -291,7 +373,7 @@ tt_merger *tt_merger_new(const tt_merger_conf *c, const tt_sink *sink,
         if (!(m->e = tt_engine_new(&ec, sink, opaque, errstr, errsize)))
                 goto fail;
         latest_set s = {0};
-        if (read_state(c, &s, restored, errstr, errsize)) {
+        if ((*errp = read_state(c, &s, restored, errstr, errsize))) {
                 latest_free(&s);
                 goto fail;
         }
@@ -299,8 +381,19 @@ tt_merger *tt_merger_new(const tt_merger_conf *c, const tt_sink *sink,
         for (size_t i = 0; i < s.n; i++) {
                 if (s.v[i].tomb)
                         continue;
-                if (tt_engine_load(m->e, s.v[i].val.data, s.v[i].val.len,
-                                   errstr, errsize)) {
+                /* A state record that does not check out stops the restore
+                 * (and so the stage, with this reason): running on
+                 * without the week it held would emit wrong totals as
+                 * FINAL, and what it did apply is in the engine. */
+                char why[400];
+                if ((*errp =
+                         tt_engine_load(m->e, s.v[i].val.data, s.v[i].val.len,
+                                        why, sizeof(why)))) {
+                        snprintf(errstr, errsize,
+                                 "state topic %s partition 0 offset %" PRId64
+                                 " key %.100s: %s",
+                                 c->state_topic, s.v[i].offset, s.v[i].key,
+                                 why);
                         latest_free(&s);
                         goto fail;
                 }
@@ -314,9 +407,11 @@ tt_merger *tt_merger_new(const tt_merger_conf *c, const tt_sink *sink,
         (void)had_meta;
         /* What was restored counts as written. */
         if (checkpoint(m, NULL, NULL, true)) {
+                *errp = TT_ERR_NOMEM;
                 snprintf(errstr, errsize, "out of memory");
                 goto fail;
         }
+        *errp = TT_ERR_OK;
         return m;
 fail:
         tt_merger_destroy(m);

@@ -3,16 +3,12 @@
  * tokentally_ prefix, base units in the name, counters end in _total. */
 #include "tokentally/metrics.h"
 
-#include <arpa/inet.h>
-#include <errno.h>
-#include <microhttpd.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "tokentally/err.h"
 #include "tokentally/event.h"
+#include "tokentally/http_server.h"
 #include "tokentally/mem.h"
 #include "tokentally/rollup.h"
 #include "tokentally/stage.h"
@@ -163,6 +159,11 @@ int tt_metrics_write_stage(tt_buf *out, tt_stage_live *live) {
                 "Exactly-once: offset gaps in a partition re-read before "
                 "committing past them",
                 t->gaps);
+        counter(out, "tokentally_internal_records_rejected_total",
+                "Exactly-once: corrupt records of the internal topics and "
+                "committed offset metadata refused and skipped (logged with "
+                "topic, partition, offset and reason)",
+                t->internal_rejected);
         gauge(out, "tokentally_merger",
               "Exactly-once: 1 when this instance merges the partials (and "
               "emits the rows)",
@@ -278,128 +279,62 @@ int tt_metrics_write_stage(tt_buf *out, tt_stage_live *live) {
 /* ---- HTTP ------------------------------------------------------------- */
 
 struct tt_metrics_server {
-        struct MHD_Daemon *d;
+        tt_http_server *http;
         tt_stage_live *live;
-        int port;
 };
 
-static enum MHD_Result reply(struct MHD_Connection *c, unsigned code,
-                             const char *ctype, const void *body, size_t len) {
-        struct MHD_Response *r = MHD_create_response_from_buffer(
-            len, (void *)body, MHD_RESPMEM_MUST_COPY);
-        if (!r)
-                return MHD_NO;
-        MHD_add_response_header(r, "Content-Type", ctype);
-        enum MHD_Result ok = MHD_queue_response(c, code, r);
-        MHD_destroy_response(r);
-        return ok;
-}
-
-static enum MHD_Result handle(void *cls, struct MHD_Connection *c,
-                              const char *url, const char *method,
-                              const char *version, const char *upload,
-                              size_t *upload_size, void **con_cls) {
-        tt_metrics_server *s = cls;
-        static const char text[] = "text/plain; charset=utf-8";
-        if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-                return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, text, "GET only\n",
-                             9);
-        if (!strcmp(url, "/metrics")) {
-                tt_buf b;
-                tt_buf_init(&b, PAGE_MAX);
-                int err = tt_metrics_write_stage(&b, s->live);
-                enum MHD_Result ok =
-                    err ? reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, text,
-                                "metrics page too large\n", 23)
-                        : reply(c, MHD_HTTP_OK,
-                                "text/plain; version=0.0.4; charset=utf-8",
-                                b.data ? (const void *)b.data : "", b.len);
-                tt_buf_free(&b);
-                return ok;
+static unsigned handle(void *opaque, const char *path, tt_buf *body,
+                       const char **ctype) {
+        tt_metrics_server *s = opaque;
+        if (!strcmp(path, "/metrics")) {
+                if (tt_metrics_write_stage(body, s->live)) {
+                        tt_buf_reset(body);
+                        tt_buf_printf(body, "metrics page too large\n");
+                        return 500;
+                }
+                *ctype = "text/plain; version=0.0.4; charset=utf-8";
+                return 200;
         }
-        if (!strcmp(url, "/healthz") || !strcmp(url, "/readyz")) {
+        if (!strcmp(path, "/healthz") || !strcmp(path, "/readyz")) {
                 tt_stage_snapshot snap;
                 memset(&snap, 0, sizeof(snap));
                 tt_stage_live_snapshot(s->live, &snap);
-                bool ok = url[1] == 'h' ? snap.healthy : snap.ready;
-                char body[192];
-                int n = snprintf(body, sizeof(body), "%s\n",
-                                 ok ? "ok" : snap.reason);
-                return reply(c, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
-                             text, body, (size_t)n);
+                bool ok = path[1] == 'h' ? snap.healthy : snap.ready;
+                tt_buf_printf(body, "%s\n", ok ? "ok" : snap.reason);
+                return ok ? 200 : 503;
         }
-        return reply(c, MHD_HTTP_NOT_FOUND, text,
-                     "not found: try /metrics, /healthz, /readyz\n", 43);
+        tt_buf_printf(body, "not found: try /metrics, /healthz, /readyz\n");
+        return 404;
 }
 
 tt_metrics_server *tt_metrics_server_new(const char *addr, tt_stage_live *live,
                                          char *errstr, size_t errsize) {
-        char host[256];
-        const char *colon = strrchr(addr, ':');
-        if (!colon || colon == addr || !colon[1] ||
-            (size_t)(colon - addr) >= sizeof(host)) {
-                snprintf(errstr, errsize,
-                         "--metrics-addr '%s': expected HOST:PORT", addr);
-                return NULL;
-        }
-        memcpy(host, addr, (size_t)(colon - addr));
-        host[colon - addr] = '\0';
-        if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-                memmove(host, host + 1, strlen(host));
-                host[strlen(host) - 1] = '\0';
-        }
-        struct addrinfo hints, *ai = NULL;
-        memset(&hints, 0, sizeof(hints));
-        hints.ai_family = AF_UNSPEC;
-        hints.ai_socktype = SOCK_STREAM;
-        hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-        int gerr = getaddrinfo(host, colon + 1, &hints, &ai);
-        if (gerr) {
-                snprintf(errstr, errsize, "--metrics-addr '%s': %s", addr,
-                         gai_strerror(gerr));
-                return NULL;
-        }
         tt_metrics_server *s = tt_calloc(1, sizeof(*s));
         if (!s) {
-                freeaddrinfo(ai);
                 snprintf(errstr, errsize, "out of memory");
                 return NULL;
         }
         s->live = live;
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD;
-        if (ai->ai_family == AF_INET6)
-                flags |= MHD_USE_IPv6;
-        errno = 0;
-        s->d = MHD_start_daemon(
-            flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
-            MHD_OPTION_CONNECTION_LIMIT, (unsigned)64, MHD_OPTION_END);
-        freeaddrinfo(ai);
-        if (!s->d) {
-                snprintf(errstr, errsize,
-                         "--metrics-addr '%s': cannot listen%s%s", addr,
-                         errno ? ": " : "", errno ? strerror(errno) : "");
+        tt_http_conf hc;
+        tt_http_conf_defaults(&hc);
+        hc.body_max = PAGE_MAX;
+        char why[256];
+        s->http = tt_http_server_new(addr, &hc, handle, s, why, sizeof(why));
+        if (!s->http) {
+                snprintf(errstr, errsize, "--metrics-addr %s", why);
                 tt_free(s);
                 return NULL;
         }
-        const union MHD_DaemonInfo *di =
-            MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_LISTEN_FD);
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        if (di && !getsockname(di->listen_fd, (struct sockaddr *)&ss, &sl))
-                s->port = ntohs(ss.ss_family == AF_INET6
-                                    ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                    : ((struct sockaddr_in *)&ss)->sin_port);
         return s;
 }
 
 int tt_metrics_server_port(const tt_metrics_server *s) {
-        return s ? s->port : 0;
+        return s ? tt_http_server_port(s->http) : 0;
 }
 
 void tt_metrics_server_destroy(tt_metrics_server *s) {
         if (!s)
                 return;
-        MHD_stop_daemon(s->d);
+        tt_http_server_destroy(s->http);
         tt_free(s);
 }

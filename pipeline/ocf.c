@@ -73,10 +73,15 @@ static int64_t fill(tt_ocf_reader *r, size_t need, char *errstr,
                 }
                 ssize_t n = tt_input_read(r->in, r->rb.data + r->rb.len, want,
                                           errstr, errsize);
-                if (n < 0)
+                if (n < 0 && !tt_input_corrupt(r->in))
                         return -1;
-                if (n == 0)
+                /* Corrupt gzip around the file: the readable part ends
+                 * here, and a block cut by it is a truncated block (one
+                 * dead letter), as in a truncated plain file. */
+                if (n <= 0) {
+                        n = 0;
                         r->in_eof = true;
+                }
                 r->rb.len += (size_t)n;
         }
         return (int64_t)(r->rb.len - r->pos);

@@ -48,6 +48,9 @@ const tt_opt_def tt_opt_defs[] = {
      "--emit-interval of watermark progress)"},
     {"close-at-eof", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, R,
      "close all open weeks and exit when every partition is at its end"},
+    {"max-record-bytes", 0, TT_OPT_INT, "1048576", NULL, 1024, 64 << 20, P,
+     "replay: longest JSON line; a longer one is one dead letter malformed "
+     "(payload: its first bytes) and the rest of it is skipped"},
     {"workers", 0, TT_OPT_INT, "0", NULL, 0, 256, R | P | D,
      "worker threads (0 = number of cores)"},
     {"out", 0, TT_OPT_STR, NULL, NULL, 0, 0, P | G,
@@ -71,7 +74,8 @@ const tt_opt_def tt_opt_defs[] = {
      "Avro schemas are registered under <topic>-value (BACKWARD) and "
      "framed with its ids; run reads input writer schemas by id"},
     {"from-timestamp", 0, TT_OPT_INT, NULL, NULL, 0, 9.2e18, R,
-     "start a new group at this event timestamp (epoch ms)"},
+     "start a new group at the first message whose Kafka message "
+     "timestamp is at or after this (epoch ms)"},
     {"from-beginning", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, R | T,
      "run: reset the group to the earliest offsets; tail: read the topic "
      "from its earliest offsets (default: new records only)"},

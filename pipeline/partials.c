@@ -2,10 +2,13 @@
  * for the layout and why it is shaped so. */
 #include "tokentally/partials.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "tokentally/err.h"
+#include "tokentally/week.h"
 #include "tokentally/wire.h"
 
 void tt_partial_cells_begin(tt_partial_writer *w, tt_buf *b) {
@@ -145,39 +148,137 @@ int tt_partial_event(tt_buf *b, int32_t partition, int64_t offset,
         return err;
 }
 
-/* One pass over a cells record; with v NULL it only validates. */
-static int walk_cells(tt_rd r, const tt_partial_visitor *v, void *opaque) {
+/* A reason for a malformed record, or nothing when the caller gave no
+ * room for one. */
+#define WHY(...)                                                               \
+        do {                                                                   \
+                if (why)                                                       \
+                        snprintf(why, whysize, __VA_ARGS__);                   \
+        } while (0)
+
+int tt_cell_check(const tt_cell *c, char *why, size_t whysize) {
+        if (c->tokens < 0 || c->prompt_tokens < 0 || c->completion_tokens < 0 ||
+            c->requests < 0 || c->tokens > TT_COUNT_MAX ||
+            c->requests > TT_COUNT_MAX) {
+                WHY("cell counts out of [0, 2^62]: tokens %" PRId64
+                    ", prompt %" PRId64 ", completion %" PRId64
+                    ", requests %" PRId64,
+                    c->tokens, c->prompt_tokens, c->completion_tokens,
+                    c->requests);
+                return TT_ERR_FORMAT;
+        }
+        /* tokens <= 2^62 and both terms >= 0: the sum cannot overflow. */
+        if (c->prompt_tokens > c->tokens ||
+            c->completion_tokens != c->tokens - c->prompt_tokens) {
+                WHY("cell tokens %" PRId64 " != prompt %" PRId64
+                    " + completion %" PRId64,
+                    c->tokens, c->prompt_tokens, c->completion_tokens);
+                return TT_ERR_FORMAT;
+        }
+        /* Rounded up: tokens <= 2^62, so the sum cannot overflow. */
+        if ((c->tokens + TT_MAX_TOKENS_PER_REQUEST - 1) /
+                TT_MAX_TOKENS_PER_REQUEST >
+            c->requests) {
+                WHY("cell has %" PRId64 " tokens in %" PRId64
+                    " requests (at most %" PRId64 " each)",
+                    c->tokens, c->requests, TT_MAX_TOKENS_PER_REQUEST);
+                return TT_ERR_FORMAT;
+        }
+        if (c->requests && (c->last_time < TT_MIN_EVENT_TIME_MS ||
+                            c->last_time >= TT_MAX_EVENT_TIME_MS ||
+                            !tt_origin_valid(c->last_origin))) {
+                WHY("cell latest event time %" PRId64 " or origin %#x invalid",
+                    c->last_time, (unsigned)c->last_origin);
+                return TT_ERR_FORMAT;
+        }
+        return TT_ERR_OK;
+}
+
+/* One pass over a cells record; with v NULL it only validates, every
+ * field, so that the pass with v applies nothing from a bad record. */
+static int walk_cells(tt_rd r, const tt_partial_visitor *v, void *opaque,
+                      char *why, size_t whysize) {
         uint32_t nrep = tt_get_u32(&r);
         tt_rd reports = r;
-        for (uint32_t i = 0; i < nrep && tt_rd_ok(&r); i++)
-                tt_rd_take(&r, 4 + 8 + 1);
+        for (uint32_t i = 0; i < nrep && tt_rd_ok(&r); i++) {
+                int32_t pid = (int32_t)tt_get_u32(&r);
+                int64_t max_time = tt_get_i64(&r);
+                unsigned flags = tt_get_u8(&r);
+                if (!v && tt_rd_ok(&r) &&
+                    (pid < 0 || flags > 3 ||
+                     (max_time != INT64_MIN &&
+                      (max_time < TT_MIN_EVENT_TIME_MS ||
+                       max_time >= TT_MAX_EVENT_TIME_MS)))) {
+                        WHY("report %" PRIu32 ": partition %" PRId32
+                            ", max time %" PRId64 ", flags %u invalid",
+                            i, pid, max_time, flags);
+                        return TT_ERR_FORMAT;
+                }
+        }
         uint32_t n = tt_get_u32(&r);
         for (uint32_t i = 0; i < n && tt_rd_ok(&r); i++) {
                 uint8_t kind = tt_get_u8(&r);
                 int32_t week = (int32_t)tt_get_u32(&r);
                 tt_cell c;
-                int err = 0;
+                tt_str model = TT_STR_NULL;
+                tt_origin o = 0;
                 if (kind == 'm') {
                         size_t len;
                         const uint8_t *p = tt_get_bytes(&r, &len);
-                        tt_get_cell(&r, &c);
-                        if (v && tt_rd_ok(&r))
-                                err = v->model(opaque, week,
-                                               (tt_str){(const char *)p, len},
-                                               &c);
+                        model = (tt_str){(const char *)p, len};
                 } else if (kind == 'o') {
-                        tt_origin o = (tt_origin)tt_get_u32(&r);
-                        tt_get_cell(&r, &c);
-                        if (v && tt_rd_ok(&r))
-                                err = v->origin(opaque, week, o, &c);
-                } else {
+                        uint32_t code = tt_get_u32(&r);
+                        o = (tt_origin)code;
+                        if (tt_rd_ok(&r) &&
+                            (code > 0xffff || !tt_origin_valid(o))) {
+                                WHY("cell %" PRIu32 ": origin code %#" PRIx32
+                                    " is not AA..ZZ",
+                                    i, code);
+                                return TT_ERR_FORMAT;
+                        }
+                } else if (tt_rd_ok(&r)) {
+                        WHY("cell %" PRIu32 ": kind %u is not 'm' or 'o'", i,
+                            (unsigned)kind);
                         return TT_ERR_FORMAT;
+                }
+                tt_get_cell(&r, &c);
+                if (!tt_rd_ok(&r))
+                        break;
+                int err = TT_ERR_OK;
+                if (!v) {
+                        char d[160];
+                        if (!tt_week_valid(week)) {
+                                WHY("cell %" PRIu32 ": week %" PRId32
+                                    " outside 2000-2099",
+                                    i, week);
+                                return TT_ERR_FORMAT;
+                        }
+                        if (kind == 'm' &&
+                            !tt_model_valid(model, d, sizeof(d))) {
+                                WHY("cell %" PRIu32 ": %s", i, d);
+                                return TT_ERR_FORMAT;
+                        }
+                        if (!c.requests) {
+                                WHY("cell %" PRIu32 ": no requests", i);
+                                return TT_ERR_FORMAT;
+                        }
+                        if (tt_cell_check(&c, d, sizeof(d))) {
+                                WHY("cell %" PRIu32 ": %s", i, d);
+                                return TT_ERR_FORMAT;
+                        }
+                } else if (kind == 'm') {
+                        err = v->model(opaque, week, model, &c);
+                } else {
+                        err = v->origin(opaque, week, o, &c);
                 }
                 if (err)
                         return err;
         }
-        if (!tt_rd_done(&r))
+        if (!tt_rd_done(&r)) {
+                WHY("%s",
+                    tt_rd_ok(&r) ? "bytes after the last cell" : "truncated");
                 return TT_ERR_FORMAT;
+        }
         for (uint32_t i = 0; v && i < nrep; i++) {
                 int32_t pid = (int32_t)tt_get_u32(&reports);
                 int64_t max_time = tt_get_i64(&reports);
@@ -187,27 +288,67 @@ static int walk_cells(tt_rd r, const tt_partial_visitor *v, void *opaque) {
         return TT_ERR_OK;
 }
 
-int tt_partial_decode(const void *rec, size_t len, const tt_partial_visitor *v,
-                      void *opaque) {
+/* Checks an event record; its position on success. */
+static int check_event(tt_rd r, int32_t *pid, int64_t *off, const uint8_t **key,
+                       size_t *klen, const uint8_t **val, size_t *vlen,
+                       char *why, size_t whysize) {
+        *pid = (int32_t)tt_get_u32(&r);
+        *off = tt_get_i64(&r);
+        *key = *val = NULL;
+        *klen = *vlen = 0;
+        uint8_t has_key = tt_get_u8(&r);
+        if (has_key == 1)
+                *key = tt_get_bytes(&r, klen);
+        uint8_t has_val = tt_get_u8(&r);
+        if (has_val == 1)
+                *val = tt_get_bytes(&r, vlen);
+        if (!tt_rd_done(&r)) {
+                WHY("event record %s",
+                    tt_rd_ok(&r) ? "has bytes after its value" : "truncated");
+                return TT_ERR_FORMAT;
+        }
+        if (*pid < 0 || *off < 0 || has_key > 1 || has_val > 1) {
+                WHY("event record: partition %" PRId32 ", offset %" PRId64
+                    ", key flag %u, value flag %u invalid",
+                    *pid, *off, (unsigned)has_key, (unsigned)has_val);
+                return TT_ERR_FORMAT;
+        }
+        return TT_ERR_OK;
+}
+
+int tt_partial_check(const void *rec, size_t len, char *why, size_t whysize) {
         tt_rd r = tt_rd_init(rec, len);
         uint8_t kind = tt_get_u8(&r), version = tt_get_u8(&r);
-        if (!tt_rd_ok(&r) || version != 1)
+        if (!tt_rd_ok(&r) || version != 1 || (kind != 'C' && kind != 'E')) {
+                WHY("record of %zu bytes: not a version 1 cells or event "
+                    "record",
+                    len);
                 return TT_ERR_FORMAT;
-        if (kind == 'C') {
-                int err = walk_cells(r, NULL, NULL);
-                return err ? err : walk_cells(r, v, opaque);
         }
-        if (kind != 'E')
-                return TT_ERR_FORMAT;
-        int32_t pid = (int32_t)tt_get_u32(&r);
-        int64_t off = tt_get_i64(&r);
-        const uint8_t *key = NULL, *val = NULL;
-        size_t klen = 0, vlen = 0;
-        if (tt_get_u8(&r))
-                key = tt_get_bytes(&r, &klen);
-        if (tt_get_u8(&r))
-                val = tt_get_bytes(&r, &vlen);
-        if (!tt_rd_done(&r))
-                return TT_ERR_FORMAT;
+        if (kind == 'C')
+                return walk_cells(r, NULL, NULL, why, whysize);
+        int32_t pid;
+        int64_t off;
+        const uint8_t *key, *val;
+        size_t klen, vlen;
+        return check_event(r, &pid, &off, &key, &klen, &val, &vlen, why,
+                           whysize);
+}
+
+int tt_partial_decode(const void *rec, size_t len, const tt_partial_visitor *v,
+                      void *opaque) {
+        int err = tt_partial_check(rec, len, NULL, 0);
+        if (err)
+                return err;
+        tt_rd r = tt_rd_init(rec, len);
+        uint8_t kind = tt_get_u8(&r);
+        (void)tt_get_u8(&r);
+        if (kind == 'C')
+                return walk_cells(r, v, opaque, NULL, 0);
+        int32_t pid;
+        int64_t off;
+        const uint8_t *key, *val;
+        size_t klen, vlen;
+        check_event(r, &pid, &off, &key, &klen, &val, &vlen, NULL, 0);
         return v->event(opaque, pid, off, key, klen, val, vlen);
 }

@@ -21,8 +21,8 @@
 #include "tokentally/mem.h"
 #include "tokentally/ocf.h"
 
-#define CHUNK (1u << 20)     /* JSON Lines bytes per batch */
-#define MAX_LINE (64u << 20) /* longer lines are cut, and malformed */
+#define CHUNK (1u << 20)              /* JSON Lines bytes per batch */
+#define MAX_LINE TT_REPLAY_RECORD_MAX /* the cap of max_record_bytes */
 #define DETAIL_MAX 200
 
 typedef struct rec {
@@ -45,6 +45,9 @@ typedef struct batch {
         int64_t first;       /* OCF: file record index of the block's first */
         int64_t count;       /* OCF: records in the block */
         uint32_t lines; /* JSON Lines: lines in the chunk, blank included */
+        bool oversize;  /* JSON Lines: in is the start of one long line */
+        bool bad_tail;  /* JSON Lines: the file's data went bad after in
+                           (corrupt gzip); msg says how */
         rec *recs;
         uint32_t n, cap;
         tt_buf details;
@@ -66,12 +69,14 @@ typedef struct file {
         int64_t next_record; /* OCF */
         int64_t line_base;   /* JSON Lines, advanced by the applier */
         int64_t pos;         /* bytes read, as of the last applied batch */
+        bool skipping;       /* reading past the rest of an oversize line */
         bool eof;
         bool finished; /* the reader is done with it */
 } file;
 
 typedef struct replay {
         const tt_replay_conf *conf;
+        size_t max_record; /* conf's max_record_bytes, defaulted */
         file *files;
         size_t nfiles;
         batch *pool;
@@ -134,14 +139,69 @@ static void pin(batch *b, tt_str *s, const char *lo, const char *hi) {
         s->ptr = dst;
 }
 
-static int decode_jsonl(batch *b, tt_json_dec *dec) {
+/* One dead letter for a line longer than max: never decoded (a prefix
+ * could parse as a whole object), its first bytes as the payload. */
+static int too_long(batch *b, const char *p, size_t len, uint32_t line,
+                    size_t max) {
+        rec *r = rec_add(b);
+        if (!r)
+                return TT_ERR_NOMEM;
+        r->off = (uint32_t)(p - (const char *)b->in.data);
+        r->len = (uint32_t)(len > max ? max : len);
+        r->index = line;
+        r->reason = TT_REASON_MALFORMED;
+        char detail[DETAIL_MAX];
+        snprintf(detail, sizeof(detail),
+                 "line longer than --max-record-bytes %zu; the payload is its "
+                 "first %zu bytes",
+                 max, max);
+        return set_detail(b, r, detail);
+}
+
+/* One dead letter for everything from tail to the end of a file whose
+ * data went bad (corrupt gzip): the readable start of it (maybe empty) as
+ * the payload, the reader's error as the detail. */
+static int bad_rest(batch *b, const char *tail, uint32_t line, size_t max) {
+        rec *r = rec_add(b);
+        if (!r)
+                return TT_ERR_NOMEM;
+        size_t at = (size_t)(tail - (const char *)b->in.data);
+        size_t n = b->in.len - at;
+        r->off = (uint32_t)at;
+        r->len = (uint32_t)(n > max ? max : n);
+        r->index = line;
+        r->reason = TT_REASON_MALFORMED;
+        char d[DETAIL_MAX];
+        snprintf(d, sizeof(d), "%.150s; the rest of the file is unreadable",
+                 b->msg);
+        return set_detail(b, r, d);
+}
+
+static int decode_jsonl(batch *b, tt_json_dec *dec, size_t max) {
         b->data = b->in.data;
         b->arena.len = 0;
+        if (b->oversize) {
+                b->lines = b->bad_tail ? 2 : 1;
+                int err =
+                    too_long(b, (const char *)b->in.data, b->in.len, 0, max);
+                if (!err && b->bad_tail)
+                        err = bad_rest(b, (const char *)b->in.data + b->in.len,
+                                       1, max);
+                return err;
+        }
         int err = tt_buf_reserve(&b->arena, b->in.len);
         if (err)
                 return err;
         const char *base = (const char *)b->in.data;
         const char *p = base, *end = base + b->in.len;
+        /* Before bad data, only whole lines are read as lines; the bytes
+         * after the last line end are the unreadable rest (below). */
+        const char *tail = end;
+        if (b->bad_tail) {
+                const char *nl =
+                    b->in.len ? memrchr(base, '\n', b->in.len) : NULL;
+                tail = end = nl ? nl + 1 : base;
+        }
         uint32_t line = 0;
         char detail[DETAIL_MAX];
         while (p < end) {
@@ -153,7 +213,10 @@ static int decode_jsonl(batch *b, tt_json_dec *dec) {
                 const char *q = p;
                 while (q < ce && (*q == ' ' || *q == '\t'))
                         q++;
-                if (q < ce) {
+                if (q < ce && (size_t)(ce - p) > max) {
+                        if ((err = too_long(b, p, (size_t)(ce - p), line, max)))
+                                return err;
+                } else if (q < ce) {
                         rec *r = rec_add(b);
                         if (!r)
                                 return TT_ERR_NOMEM;
@@ -178,6 +241,8 @@ static int decode_jsonl(batch *b, tt_json_dec *dec) {
                 line++;
                 p = nl ? nl + 1 : end;
         }
+        if (b->bad_tail && (err = bad_rest(b, tail, line++, max)))
+                return err;
         b->lines = line;
         return TT_ERR_OK;
 }
@@ -281,6 +346,8 @@ static void batch_reset(batch *b, bkind kind, int fi) {
         b->file = fi;
         b->n = 0;
         b->lines = 0;
+        b->oversize = false;
+        b->bad_tail = false;
         b->count = 0;
         b->first = 0;
         b->msg[0] = '\0';
@@ -290,40 +357,84 @@ static void batch_reset(batch *b, bkind kind, int fi) {
         tt_buf_putc(&b->details, '\0');
 }
 
+/* Reads more of f into b->in; false on a read error (b->msg set). */
+static bool read_more(file *f, batch *b) {
+        if (tt_buf_reserve(&b->in, 256 * 1024))
+                return false;
+        ssize_t r =
+            tt_input_read(f->in, b->in.data + b->in.len, b->in.cap - b->in.len,
+                          b->msg, sizeof(b->msg));
+        if (r < 0 && !tt_input_corrupt(f->in))
+                return false;
+        if (r < 0) {
+                /* Corrupt or truncated gzip: the data ends here. */
+                b->bad_tail = true;
+                r = 0;
+        }
+        if (r == 0)
+                f->eof = true;
+        b->in.len += (size_t)r;
+        return true;
+}
+
 /* Cuts the next JSON Lines chunk of f into b: whole lines only, the partial
- * last line carried over to the next chunk. */
-static int cut_jsonl(file *f, batch *b) {
-        int err = tt_buf_append(&b->in, f->carry.data, f->carry.len);
-        if (err)
+ * last line carried over to the next chunk. A line longer than max is cut
+ * to its first max bytes (the batch is marked oversize: one dead letter)
+ * and f skips the rest of it, up to its newline, before the next chunk. */
+static int cut_jsonl(file *f, batch *b, size_t max) {
+        int err;
+        while (f->skipping) {
+                const uint8_t *nl =
+                    b->in.len ? memchr(b->in.data, '\n', b->in.len) : NULL;
+                if (nl) {
+                        size_t drop = (size_t)(nl - b->in.data) + 1;
+                        memmove(b->in.data, nl + 1, b->in.len - drop);
+                        b->in.len -= drop;
+                        f->skipping = false;
+                        break;
+                }
+                b->in.len = 0;
+                if (f->eof) {
+                        f->skipping = false;
+                        break;
+                }
+                if (!read_more(f, b))
+                        return TT_ERR_IO;
+        }
+        if ((err = tt_buf_append(&b->in, f->carry.data, f->carry.len)))
                 return err;
         tt_buf_reset(&f->carry);
         size_t want = CHUNK;
         for (;;) {
-                while (b->in.len < want && !f->eof) {
-                        if ((err = tt_buf_reserve(&b->in, 256 * 1024)))
-                                return err;
-                        ssize_t r = tt_input_read(f->in, b->in.data + b->in.len,
-                                                  b->in.cap - b->in.len, b->msg,
-                                                  sizeof(b->msg));
-                        if (r < 0)
+                while (b->in.len < want && !f->eof)
+                        if (!read_more(f, b))
                                 return TT_ERR_IO;
-                        if (r == 0)
-                                f->eof = true;
-                        b->in.len += (size_t)r;
-                }
-                if (f->eof)
-                        return TT_ERR_OK;
-                const uint8_t *nl = memrchr(b->in.data, '\n', b->in.len);
-                if (nl) {
+                const uint8_t *nl =
+                    b->in.len ? memrchr(b->in.data, '\n', b->in.len) : NULL;
+                if (nl && !f->eof) {
                         size_t keep = (size_t)(nl - b->in.data) + 1;
                         err =
                             tt_buf_append(&f->carry, nl + 1, b->in.len - keep);
                         b->in.len = keep;
                         return err;
                 }
-                if (b->in.len >= MAX_LINE)
-                        return TT_ERR_OK; /* cut: it will be malformed */
-                want = b->in.len * 2 > MAX_LINE ? MAX_LINE : b->in.len * 2;
+                if (nl || (f->eof && b->in.len <= max))
+                        return TT_ERR_OK;
+                /* No line end in b->in: it is all one line. */
+                size_t body = b->in.len;
+                if (body && b->in.data[body - 1] == '\r')
+                        body--;
+                if (body > max) {
+                        b->oversize = true;
+                        b->in.len = max;
+                        f->skipping = !f->eof;
+                        return TT_ERR_OK;
+                }
+                if (f->eof)
+                        return TT_ERR_OK;
+                want = b->in.len * 2 > max + 2 ? max + 2 : b->in.len * 2;
+                if (want <= b->in.len)
+                        want = b->in.len + 1;
         }
 }
 
@@ -340,7 +451,7 @@ static void *reader_main(void *arg) {
                                 goto out;
                         if (f->fmt == TT_FMT_JSONL) {
                                 batch_reset(b, B_JSONL, (int)fi);
-                                int err = cut_jsonl(f, b);
+                                int err = cut_jsonl(f, b, rp->max_record);
                                 b->pos = tt_input_pos(f->in);
                                 if (err) {
                                         if (!b->msg[0])
@@ -351,7 +462,7 @@ static void *reader_main(void *arg) {
                                         submit(rp, b, false);
                                         goto out;
                                 }
-                                if (b->in.len) {
+                                if (b->in.len || b->bad_tail) {
                                         submit(rp, b, true);
                                         if (!f->eof)
                                                 continue;
@@ -422,7 +533,7 @@ static void *worker_main(void *arg) {
                         break;
                 int err = !dec ? TT_ERR_NOMEM
                           : b->kind == B_JSONL
-                              ? decode_jsonl(b, dec)
+                              ? decode_jsonl(b, dec, rp->max_record)
                               : decode_ocf(b, &rp->files[b->file]);
                 if (err) {
                         b->kind = B_FATAL;
@@ -562,6 +673,10 @@ int tt_replay_run(const tt_replay_conf *conf, tt_replay_stats *stats,
         replay rp;
         memset(&rp, 0, sizeof(rp));
         rp.conf = conf;
+        rp.max_record = conf->max_record_bytes ? conf->max_record_bytes
+                                               : TT_REPLAY_RECORD_DEFAULT;
+        if (rp.max_record > TT_REPLAY_RECORD_MAX)
+                rp.max_record = TT_REPLAY_RECORD_MAX;
         int workers = conf->workers > 0 ? conf->workers : 1;
         int err = TT_ERR_OK;
         int nstarted = 0;

@@ -335,6 +335,24 @@ static int put_json_string(tt_buf *b, const char *s) {
         return err ? err : tt_buf_putc(b, '"');
 }
 
+int tt_registry_answer_id(const char *p, size_t len, int32_t *id) {
+        int64_t v;
+        if (!jget_int(p, len, "id", &v) || v < 0 || v > INT32_MAX)
+                return TT_ERR_FORMAT;
+        *id = (int32_t)v;
+        return TT_ERR_OK;
+}
+
+int tt_registry_answer_schema(const char *p, size_t len, tt_buf *schema) {
+        if (!jget_str(p, len, "schema", schema))
+                return TT_ERR_FORMAT;
+        /* A \u0000 escape would cut the schema short where the decoder
+         * reads it as a C string: refuse it rather than parse a prefix. */
+        if (strlen((const char *)schema->data) + 1 != schema->len)
+                return TT_ERR_FORMAT;
+        return TT_ERR_OK;
+}
+
 /* ---- HTTP ------------------------------------------------------------ */
 
 static size_t on_data(char *ptr, size_t size, size_t nmemb, void *ud) {
@@ -554,9 +572,8 @@ int tt_registry_register(tt_registry *r, const char *subject,
                       errstr, errsize);
         if (err)
                 goto out;
-        int64_t v;
-        if (!jget_int((const char *)r->answer.data, r->answer.len, "id", &v) ||
-            v < 0 || v > INT32_MAX) {
+        if (tt_registry_answer_id((const char *)r->answer.data, r->answer.len,
+                                  id)) {
                 set_err(errstr, errsize,
                         "registry POST %s%s: no schema id in the answer: "
                         "%.200s",
@@ -565,7 +582,6 @@ int tt_registry_register(tt_registry *r, const char *subject,
                 err = TT_ERR_FORMAT;
                 goto out;
         }
-        *id = (int32_t)v;
 out:
         pthread_mutex_unlock(&r->lock);
         tt_buf_free(&path);
@@ -594,8 +610,8 @@ const char *tt_registry_schema_by_id(tt_registry *r, int32_t id, char *errstr,
                 goto out;
         tt_buf s;
         tt_buf_init(&s, ANSWER_MAX);
-        if (!jget_str((const char *)r->answer.data, r->answer.len, "schema",
-                      &s)) {
+        if (tt_registry_answer_schema((const char *)r->answer.data,
+                                      r->answer.len, &s)) {
                 set_err(errstr, errsize,
                         "registry GET %s%s: no schema in the answer: %.200s",
                         r->base, path, (const char *)r->answer.data);

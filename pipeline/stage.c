@@ -19,6 +19,7 @@
 
 #include "tokentally/avro_event.h"
 #include "tokentally/clock.h"
+#include "tokentally/commit_meta.h"
 #include "tokentally/err.h"
 #include "tokentally/framing.h"
 #include "tokentally/json_event.h"
@@ -26,6 +27,7 @@
 #include "tokentally/log.h"
 #include "tokentally/mem.h"
 #include "tokentally/merger.h"
+#include "tokentally/offset_meta.h"
 #include "tokentally/partials.h"
 #include "tokentally/schema_registry.h"
 #include "tokentally/week.h"
@@ -33,9 +35,6 @@
 #define BATCH 1024
 #define TRACKED_WEEKS 32
 #define DETAIL_MAX 200
-#define META_PREFIX "tokentally:v1:oldest="
-/* Exactly-once: the partition's watermark, committed with its offset. */
-#define META_WM_PREFIX "tokentally:v2:wm="
 
 /* Per input partition; fields marked (w) belong to the owning worker and
  * are read by the coordinator only while workers are paused. */
@@ -51,6 +50,11 @@ typedef struct ppart {
         _Atomic bool eof;                /* (w) at the end of the partition */
         wkoff weeks[TRACKED_WEEKS];      /* (w) */
         int nweeks;                      /* (w) */
+        /* At-least-once, after a restart: the offset where the last
+         * committed run had read to (-1: unknown). Below it, an event of a
+         * week already final was counted then; from it on, such an event is
+         * new and too old: a dead letter too_late, never dropped. */
+        int64_t replay_end;
         /* Exactly-once gap repair: the offset a worker asks the
          * coordinator to seek back to (-1: none), and the last offset the
          * coordinator did seek to. */
@@ -93,14 +97,19 @@ typedef struct stage {
         int paused;
         _Atomic bool quit;
 
-        /* After a restart: events of weeks before this are already final. */
+        /* After a restart: events of weeks before this are already final
+         * (but the week just before it is counted again, quietly, when its
+         * commit said where it had read to: see commit_meta.h). */
         _Atomic int32_t skip_below;
+        int32_t resume_closed; /* the newest week an earlier run closed */
+        int32_t resume_rev;    /* the highest revision it emitted, -1 */
         bool first_assign_done;
         bool assigned_any;
         _Atomic int err;
         char errmsg[256];
         uint64_t commits;
-        struct tt_stage_live *live; /* conf->live or our own */
+        _Atomic uint64_t internal_rejected; /* see tt_stage_stats */
+        struct tt_stage_live *live;         /* conf->live or our own */
 
         /* Exactly-once. */
         bool eos;
@@ -109,18 +118,33 @@ typedef struct stage {
          * counts reach it: events of weeks closing at or before it are
          * forwarded whole (see update_bound()). */
         _Atomic int64_t fwd_bound;
-        tt_merger *merger;            /* while we own the partials partition */
-        int64_t merge_next;           /* next partials offset to apply */
-        bool merger_done;             /* --close-at-eof: closed everything */
+        tt_merger *merger;  /* while we own the partials partition */
+        int64_t merge_next; /* next partials offset to apply */
+        /* Partial records below this offset were written before this
+         * merger started: their end-of-partition flags are stale. */
+        int64_t eof_from;
+        bool fresh;       /* the record being applied is at or past eof_from */
+        bool merger_done; /* --close-at-eof: closed everything */
         tt_engine_stats merger_stats; /* of the last merger we held */
+        /* The merger's figures as of its last committed transaction: what
+         * read_committed consumers can see. */
+        tt_engine_stats committed_stats;
         bool have_merger_stats;
         tt_json_dec *mjd; /* decodes forwarded events */
         tt_buf pbuf;      /* partial record under construction */
         int64_t last_prov;
         bool retry; /* a transaction was aborted: rerun from the commits */
         bool eof_committed; /* every own partition's end went out */
+        /* --close-at-eof: the offset of our partial record that first
+         * reported every own partition at its end (-1: none yet). We may
+         * leave only once the merger has applied it. */
+        int64_t eof_mark;
+        int64_t merge_committed; /* merger: partials offset committed */
+        int64_t applied_seen;    /* the group's partials offset, last read */
+        int64_t applied_since;   /* when applied_seen last moved */
         bool txn_open;
         int64_t unassigned_since;
+        bool closed;                 /* --close-at-eof finished its work */
         volatile sig_atomic_t *stop; /* the caller's stop request */
 } stage;
 
@@ -408,13 +432,33 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
         bool late = false;
         r = tt_engine_check(st->e, &ev, now, &week, &late, detail,
                             sizeof(detail));
-        if (r == TT_REASON_NONE &&
-            week <
-                atomic_load_explicit(&st->skip_below, memory_order_relaxed)) {
-                /* Re-read after a restart: its week was final before. */
-                bump(&w->skipped);
+        int32_t skip =
+            atomic_load_explicit(&st->skip_below, memory_order_relaxed);
+        if (r == TT_REASON_NONE && week < skip) {
+                if (pp->replay_end < 0 || m->offset < pp->replay_end) {
+                        /* Re-read after a restart: counted and final
+                         * before. The week just before the oldest kept one
+                         * is counted again, as the previous week of that
+                         * one (it closes without output). */
+                        if (pp->replay_end < 0 || week < skip - 1) {
+                                bump(&w->skipped);
+                                return;
+                        }
+                        goto count;
+                }
+                /* New since the last run, and older than what it kept
+                 * (issue 9, defect 3: was skipped silently). */
+                char wn[16], kn[16];
+                tt_week_name(week, wn, sizeof(wn));
+                tt_week_name(skip, kn, sizeof(kn));
+                snprintf(detail, sizeof(detail),
+                         "week %s is older than the retained weeks (oldest "
+                         "kept %s)",
+                         wn, kn);
+                dead(w, m, TT_REASON_TOO_LATE, detail);
                 return;
         }
+count:
         if (r == TT_REASON_NONE) {
                 if (late) {
                         if (tt_engine_queue_late(st->e, &ev)) {
@@ -496,17 +540,49 @@ static int32_t oldest_kept(const stage *st) {
         return tt_week_of(wm) - st->conf->engine.retain_weeks + 1;
 }
 
+/* What an at-least-once commit hands to the next run (commit_meta.h),
+ * all but the partition's end offset. */
+static void commit_meta_fill(const stage *st, int32_t keep,
+                             tt_commit_meta *cm) {
+        tt_engine_stats es;
+        tt_engine_get_stats(st->e, &es);
+        memset(cm, 0, sizeof(*cm));
+        cm->oldest = keep;
+        int32_t ct = tt_engine_closed_through(st->e);
+        cm->closed = ct > st->resume_closed ? ct : st->resume_closed;
+        cm->revision =
+            es.max_revision > st->resume_rev ? es.max_revision : st->resume_rev;
+        if (cm->revision < 0)
+                cm->revision = 0;
+        for (size_t i = 0; i < tt_engine_rules(st->e) &&
+                           cm->nstreaks < TT_COMMIT_META_STREAKS;
+             i++) {
+                tt_str h;
+                int32_t len;
+                const char *rule = tt_engine_rule_text(st->e, i);
+                if (!tt_engine_streak_at(st->e, keep - 1, i, &h, &len) ||
+                    strlen(rule) > TT_COMMIT_META_KEY_MAX ||
+                    h.len > TT_COMMIT_META_KEY_MAX)
+                        continue;
+                tt_commit_streak *s = &cm->streaks[cm->nstreaks++];
+                snprintf(s->rule, sizeof(s->rule), "%s", rule);
+                memcpy(s->holder, h.ptr, h.len);
+                s->holder_len = h.len;
+                s->length = len;
+        }
+}
+
 /* The offsets to commit for the partitions in list (or every assigned
  * one when list is NULL), with workers paused. Returns a new list. */
 static rd_kafka_topic_partition_list_t *
 commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only) {
         int32_t keep = oldest_kept(st);
-        char meta[64] = "";
-        if (keep != INT32_MIN) {
-                char name[16];
-                tt_week_name(keep, name, sizeof(name));
-                snprintf(meta, sizeof(meta), META_PREFIX "%s", name);
-        }
+        /* The week before the oldest kept one is read again too (see
+         * commit_meta.h): the oldest needs its prev_tokens. */
+        int32_t reread = keep == INT32_MIN ? INT32_MIN : keep - 1;
+        tt_commit_meta cm;
+        if (keep != INT32_MIN)
+                commit_meta_fill(st, keep, &cm);
         rd_kafka_topic_partition_list_t *l =
             rd_kafka_topic_partition_list_new(16);
         for (int32_t p = 0; p < st->nparts; p++) {
@@ -519,7 +595,7 @@ commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only) {
                 int64_t c = pp->next_offset;
                 int j = 0;
                 for (int i = 0; i < pp->nweeks; i++) {
-                        if (pp->weeks[i].week < keep)
+                        if (pp->weeks[i].week < reread)
                                 continue; /* final for good: forget it */
                         if (pp->weeks[i].off < c)
                                 c = pp->weeks[i].off;
@@ -529,9 +605,13 @@ commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only) {
                 rd_kafka_topic_partition_t *t =
                     rd_kafka_topic_partition_list_add(l, st->conf->topic, p);
                 t->offset = c;
-                if (meta[0]) {
-                        t->metadata = strdup(meta);
-                        t->metadata_size = strlen(meta);
+                if (keep != INT32_MIN) {
+                        char meta[TT_COMMIT_META_MAX + 1];
+                        cm.end = pp->next_offset;
+                        size_t n =
+                            tt_commit_meta_format(&cm, meta, sizeof(meta));
+                        if (n && (t->metadata = strdup(meta)))
+                                t->metadata_size = n;
                 }
         }
         return l;
@@ -614,6 +694,15 @@ static int32_t input_partitions(stage *st) {
         return n;
 }
 
+static void merger_restore_waits(void *opaque, int64_t stable, int64_t end) {
+        stage *st = opaque;
+        TT_LOG(TT_LOG_INFO,
+               "merger restore waits for a transaction left open on the "
+               "state topic (a stopped merger's) to end",
+               TT_KV_S("state_topic", st->conf->state_topic),
+               TT_KV_I("last_stable_offset", stable), TT_KV_I("end", end));
+}
+
 static void merger_start(stage *st) {
         const tt_stage_conf *c = st->conf;
         char rgroup[300];
@@ -630,6 +719,8 @@ static void merger_start(stage *st) {
             {"fetch.wait.max.ms", "10"},
         };
         tt_merger_conf mc = {
+            .on_wait = merger_restore_waits,
+            .opaque = st,
             .engine = c->engine,
             .group = c->group,
             .state_topic = c->state_topic,
@@ -647,16 +738,38 @@ static void merger_start(stage *st) {
         char why[512];
         uint64_t restored = 0;
         double t0 = tt_mono_s();
-        st->merger =
-            tt_merger_new(&mc, &st->sink, st, n, &restored, why, sizeof(why));
+        int merr = TT_ERR_OK;
+        st->merger = tt_merger_new(&mc, &st->sink, st, n, &restored, why,
+                                   sizeof(why), &merr);
         if (!st->merger) {
-                fail(st, TT_ERR_KAFKA, "merger: %s", why);
+                /* A broker error (a leader moving, a restart) is worth a
+                 * rerun from the commits; a state we cannot read is not. */
+                st->retry = merr == TT_ERR_KAFKA;
+                fail(st, st->retry ? TT_ERR_RETRY : merr, "merger: %s", why);
                 return;
         }
         st->merge_next = -1;
+        st->merge_committed = -1;
         st->merger_done = false;
+        /* "Partition p is at its end" is true only of the run that said
+         * it. A report left in the partials topic by an earlier run (its
+         * merger had closed and left before applying it) let this merger
+         * close every week before this run's counts arrived (issue 9,
+         * defect 2). Fronts at their end repeat the report every cycle, so
+         * the ones from before our start can be ignored. */
+        int64_t lo = -1, hi = -1;
+        rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
+            st->rk, st->partials, 0, &lo, &hi, 10000);
+        if (kerr) {
+                st->retry = true;
+                fail(st, TT_ERR_RETRY, "partials topic end: %s",
+                     rd_kafka_err2str(kerr));
+                return;
+        }
+        st->eof_from = hi;
         tt_engine_stats es;
         tt_engine_get_stats(tt_merger_engine(st->merger), &es);
+        st->committed_stats = es;
         TT_LOG(TT_LOG_INFO, "merger state restored",
                TT_KV_S("state_topic", c->state_topic),
                TT_KV_I("records_read", restored),
@@ -667,7 +780,7 @@ static void merger_start(stage *st) {
 static void merger_stop(stage *st) {
         if (!st->merger)
                 return;
-        tt_engine_get_stats(tt_merger_engine(st->merger), &st->merger_stats);
+        st->merger_stats = st->committed_stats;
         st->have_merger_stats = true;
         tt_merger_destroy(st->merger);
         st->merger = NULL;
@@ -680,7 +793,7 @@ static void mv_report(void *opaque, int32_t pid, int64_t max_time,
         stage *st = opaque;
         tt_engine_partition_report(tt_merger_engine(st->merger), pid, max_time,
                                    flags & TT_PARTIAL_IDLE,
-                                   flags & TT_PARTIAL_EOF);
+                                   st->fresh && (flags & TT_PARTIAL_EOF));
 }
 
 static int mv_model(void *opaque, int32_t week, tt_str model,
@@ -728,12 +841,18 @@ static void merger_apply(stage *st, const rd_kafka_message_t *m) {
                 return; /* another group's */
         static const tt_partial_visitor v = {mv_report, mv_model, mv_origin,
                                              mv_event};
+        st->fresh = m->offset >= st->eof_from;
+        char why[256];
+        if (tt_partial_check(m->payload, m->len, why, sizeof(why))) {
+                /* Refused whole, nothing applied (docs: hostile input). */
+                atomic_fetch_add(&st->internal_rejected, 1);
+                TT_LOG(TT_LOG_ERROR, "corrupt partial record skipped",
+                       TT_KV_S("topic", st->partials), TT_KV_I("partition", 0),
+                       TT_KV_I("offset", m->offset), TT_KV_S("reason", why));
+                return;
+        }
         int err = tt_partial_decode(m->payload, m->len, &v, st);
-        if (err == TT_ERR_FORMAT)
-                TT_LOG(TT_LOG_WARN, "malformed partial record skipped",
-                       TT_KV_S("topic", st->partials),
-                       TT_KV_I("offset", m->offset));
-        else if (err)
+        if (err)
                 fail(st, err, "merging partials: %s", tt_err2str(err));
 }
 
@@ -823,6 +942,15 @@ static void repair_gaps(stage *st) {
         rd_kafka_topic_partition_list_destroy(l);
 }
 
+#define PARTIAL_CHUNK (4u << 20)
+
+static int partial_flush(void *opaque, const void *rec, size_t len) {
+        stage *st = opaque;
+        const char *g = st->conf->group;
+        return tt_kafka_out_raw(st->conf->out, st->partials, 0, g, strlen(g),
+                                rec, len);
+}
+
 /* One transaction's end, with the workers paused: what the workers
  * counted goes out as a partial record, the merger (if here) runs and
  * checkpoints, and the offsets commit with all of it. final: no new
@@ -834,8 +962,13 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
         if (!st->txn_open || atomic_load(&st->err))
                 return;
         char why[512];
+        double emit_s = -1;
         tt_partial_writer pw;
         tt_partial_cells_begin(&pw, &st->pbuf);
+        /* A front that counted 10^5-10^6 models in one interval would pass
+         * the partials topic's max.message.bytes (16 MiB) in one record:
+         * cut at 4 MiB, the reports in the last piece (partials.h). */
+        tt_partial_cells_chunked(&pw, PARTIAL_CHUNK, partial_flush, st);
         bool any = false, all_eof = true;
         /* One pass: each owned partition's report, and its offset (with
          * its watermark as metadata) for this transaction's commit. */
@@ -861,8 +994,8 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                 t->offset = pp->next_offset;
                 if (mt != INT64_MIN) {
                         char meta[64];
-                        snprintf(meta, sizeof(meta), META_WM_PREFIX "%" PRId64,
-                                 mt);
+                        snprintf(meta, sizeof(meta),
+                                 TT_OFFSET_META_WM_PREFIX "%" PRId64, mt);
                         t->metadata = strdup(meta);
                         t->metadata_size = strlen(meta);
                 }
@@ -905,10 +1038,7 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                         rd_kafka_topic_partition_list_destroy(l);
                         return;
                 }
-                if (publish(st))
-                        tt_hist_observe(&st->live->emit, tt_mono_s() - t_emit);
-        } else {
-                publish(st);
+                emit_s = tt_mono_s() - t_emit;
         }
         update_bound(st, now);
         if (st->merger && st->merge_next >= 0)
@@ -918,6 +1048,14 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
         err = tt_kafka_out_txn_commit(c->out, l, st->rk, why, sizeof(why));
         rd_kafka_topic_partition_list_destroy(l);
         st->txn_open = false;
+        if (err && tt_kafka_out_permanent(c->out)) {
+                /* A missing output topic or a refused record: redoing the
+                 * transaction would fail the same way, forever (issue 9,
+                 * defect 6). Stop and say which topic. */
+                tt_kafka_out_error(c->out, why, sizeof(why));
+                fail(st, TT_ERR_KAFKA, "%s", why);
+                return;
+        }
         if (err == TT_ERR_RETRY) {
                 st->retry = true;
                 fail(st, err, "transaction aborted: %s", why);
@@ -927,6 +1065,14 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                 fail(st, err, "transaction: %s", why);
                 return;
         }
+        /* Only now are this transaction's rows visible: count them. */
+        if (publish(st) && emit_s >= 0)
+                tt_hist_observe(&st->live->emit, emit_s);
+        if (st->merger && st->merge_next >= 0)
+                st->merge_committed = st->merge_next;
+        if (st->merger)
+                tt_engine_get_stats(tt_merger_engine(st->merger),
+                                    &st->committed_stats);
         st->commits++;
         double dt = tt_mono_s() - t0;
         atomic_fetch_add(&st->live->commits, 1);
@@ -936,6 +1082,14 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
                TT_KV_I("merger", st->merger != NULL),
                TT_KV_I("latency_us", (int64_t)(dt * 1e6)));
         st->eof_committed = any && all_eof;
+        if (!st->eof_committed) {
+                st->eof_mark = -1;
+        } else if (st->eof_mark < 0) {
+                /* commit_transaction flushed: every delivery report of
+                 * this transaction has been served. */
+                tt_kafka_out_poll(c->out);
+                st->eof_mark = tt_kafka_out_tracked(c->out);
+        }
         if (final)
                 return;
         if ((err = tt_kafka_out_txn_begin(c->out, why, sizeof(why)))) {
@@ -946,9 +1100,121 @@ static void eos_cycle(stage *st, int64_t now, bool final) {
         st->txn_open = true;
 }
 
+/* Waits until every partition of topic has a leader. A topic that was
+ * just created has none for a moment (the controller elects it after
+ * CreateTopics returns): a member that subscribed then got an assignment
+ * without the partials partition, so no instance was the merger until the
+ * next metadata refresh (5 min), and a read of the state topic failed
+ * with NOT_LEADER_FOR_PARTITION (issue 9, defects 1 and 4). */
+static int wait_leaders(rd_kafka_t *rk, const char *topic, int timeout_ms,
+                        char *errstr, size_t errsize) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        if (!rkt) {
+                snprintf(errstr, errsize, "topic %s: %s", topic,
+                         rd_kafka_err2str(rd_kafka_last_error()));
+                return TT_ERR_INVAL;
+        }
+        char why[128] = "no answer";
+        double t0 = tt_mono_s();
+        bool ok = false;
+        while (!ok && (tt_mono_s() - t0) * 1000 < timeout_ms) {
+                const struct rd_kafka_metadata *md = NULL;
+                rd_kafka_resp_err_t err =
+                    rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+                if (!err && md->topic_cnt == 1)
+                        err = md->topics[0].err;
+                if (!err) {
+                        const rd_kafka_metadata_topic_t *t = &md->topics[0];
+                        ok = t->partition_cnt > 0;
+                        for (int i = 0; i < t->partition_cnt; i++)
+                                if (t->partitions[i].err ||
+                                    t->partitions[i].leader < 0) {
+                                        ok = false;
+                                        err = t->partitions[i].err;
+                                }
+                }
+                if (err)
+                        snprintf(why, sizeof(why), "%s", rd_kafka_err2str(err));
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                if (!ok) {
+                        struct timespec ts = {0, 100 * 1000 * 1000};
+                        nanosleep(&ts, NULL);
+                }
+        }
+        rd_kafka_topic_destroy(rkt);
+        if (!ok) {
+                snprintf(errstr, errsize, "topic %s: no leader after %d s (%s)",
+                         topic, timeout_ms / 1000, why);
+                return TT_ERR_KAFKA;
+        }
+        return TT_ERR_OK;
+}
+
+/* The partials offset the group has committed, i.e. the next record the
+ * merger (wherever it runs) will apply; -1 unknown. */
+static int64_t group_applied(stage *st) {
+        if (st->merger)
+                return st->merge_committed;
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(l, st->partials, 0);
+        int64_t off = -1;
+        /* Unstable while the merger commits: asked again next cycle. */
+        if (!rd_kafka_committed(st->rk, l, 2000) && !l->elems[0].err)
+                off = l->elems[0].offset;
+        rd_kafka_topic_partition_list_destroy(l);
+        return off;
+}
+
+/* --close-at-eof, exactly-once, after a committed cycle: may this
+ * instance leave? Its own partitions' ends have gone out (or it has had
+ * none for 5 s); the merger, here or in another instance, has applied
+ * every partial record we produced up to them; and if we are the merger,
+ * every partition reported its end and every week closed in a committed
+ * transaction. A front that leaves earlier loses nothing (its partials
+ * are in the topic) but would report a backfill done before its rows
+ * exist (issue 9, defects 1 and 2). Nobody applying our records for
+ * MERGER_WAIT_MS is a failure, not a silent exit. */
+#define MERGER_WAIT_MS 60000
+static bool eos_finished(stage *st, int64_t now) {
+        bool own_done = st->eof_committed || now - st->unassigned_since >= 5000;
+        if (!own_done) {
+                st->applied_since = now;
+                return false;
+        }
+        int64_t mark = st->eof_committed ? st->eof_mark
+                                         : tt_kafka_out_tracked(st->conf->out);
+        if (mark >= 0) {
+                int64_t applied = group_applied(st);
+                if (applied != st->applied_seen) {
+                        st->applied_seen = applied;
+                        st->applied_since = now;
+                }
+                if (applied <= mark) {
+                        if (now - st->applied_since >= MERGER_WAIT_MS) {
+                                char why[200];
+                                snprintf(why, sizeof(why),
+                                         "%s up to offset %" PRId64
+                                         " not applied by a merger in %d s "
+                                         "(applied below %" PRId64 ")",
+                                         st->partials, mark,
+                                         MERGER_WAIT_MS / 1000, applied);
+                                fail(st, TT_ERR_STATE,
+                                     "--close-at-eof: our partial counts on "
+                                     "%s",
+                                     why);
+                        }
+                        return false;
+                }
+        }
+        return !st->merger || st->merger_done;
+}
+
 /* Creates the internal topics if they are missing (as Kafka Streams
  * does): partials with one partition, the state compacted and rolled
- * often so that compaction keeps a restore short. */
+ * often so that compaction keeps a restore short. Returns once both have
+ * a leader. */
 static int ensure_topics(stage *st, char *errstr, size_t errsize) {
         const char *names[2] = {st->partials, st->conf->state_topic};
         const char *cfg[2][8] = {
@@ -1005,6 +1271,8 @@ static int ensure_topics(stage *st, char *errstr, size_t errsize) {
         if (ev)
                 rd_kafka_event_destroy(ev);
         rd_kafka_queue_destroy(q);
+        for (int i = 0; i < 2 && !err; i++)
+                err = wait_leaders(st->rk, names[i], 30000, errstr, errsize);
         return err;
 }
 
@@ -1031,18 +1299,29 @@ static bool is_partials(const stage *st, const rd_kafka_topic_partition_t *t) {
 static void restore_watermarks(stage *st,
                                const rd_kafka_topic_partition_list_t *c,
                                int64_t now) {
-        size_t n = strlen(META_WM_PREFIX);
         for (int i = 0; i < c->cnt; i++) {
                 const rd_kafka_topic_partition_t *t = &c->elems[i];
-                char v[32];
-                if (is_partials(st, t) || !t->metadata ||
-                    t->metadata_size <= n ||
-                    t->metadata_size - n >= sizeof(v) ||
-                    memcmp(t->metadata, META_WM_PREFIX, n))
+                char why[200];
+                int64_t wm;
+                if (is_partials(st, t) || t->partition < 0 ||
+                    t->partition >= st->nparts)
                         continue;
-                memcpy(v, (const char *)t->metadata + n, t->metadata_size - n);
-                v[t->metadata_size - n] = '\0';
-                int64_t wm = strtoll(v, NULL, 10);
+                int err = tt_offset_meta_wm(t->metadata, t->metadata_size, &wm,
+                                            why, sizeof(why));
+                if (err == TT_ERR_FORMAT) {
+                        /* The partition then starts with no watermark, as
+                         * a new one: it holds the watermark back until its
+                         * events show where it is. */
+                        atomic_fetch_add(&st->internal_rejected, 1);
+                        TT_LOG(TT_LOG_ERROR,
+                               "corrupt committed offset metadata ignored",
+                               TT_KV_S("topic", t->topic),
+                               TT_KV_I("partition", t->partition),
+                               TT_KV_I("offset", t->offset),
+                               TT_KV_S("reason", why));
+                }
+                if (err)
+                        continue;
                 tt_engine_seen(st->e, t->partition, wm, now);
                 newest(&st->parts[t->partition], wm);
         }
@@ -1116,12 +1395,144 @@ static int eos_start_offsets(stage *st, rd_kafka_topic_partition_list_t *parts,
         return 0;
 }
 
+/* At-least-once: the commit metadata of a partition (commit_meta.h).
+ * Events of weeks before the oldest kept week are final; below end they
+ * were counted by that run. Returns true when the commit said where the
+ * run had read to (the engine then resumes: see tt_engine_resume). */
+static bool restore_replay_line(stage *st,
+                                const rd_kafka_topic_partition_t *t) {
+        tt_commit_meta cm;
+        size_t pl = strlen(TT_COMMIT_META_PREFIX);
+        if (!t->metadata || t->metadata_size < pl ||
+            memcmp(t->metadata, TT_COMMIT_META_PREFIX, pl) ||
+            t->partition < 0 || t->partition >= st->nparts)
+                return false; /* none, or not ours */
+        if (tt_commit_meta_parse(t->metadata, t->metadata_size, &cm)) {
+                atomic_fetch_add(&st->internal_rejected, 1);
+                TT_LOG(TT_LOG_ERROR,
+                       "corrupt committed offset metadata ignored: the "
+                       "partition is read from its committed offset as is",
+                       TT_KV_S("topic", t->topic),
+                       TT_KV_I("partition", t->partition),
+                       TT_KV_I("offset", t->offset));
+                return false;
+        }
+        if (cm.oldest > atomic_load(&st->skip_below))
+                atomic_store(&st->skip_below, cm.oldest);
+        st->parts[t->partition].replay_end = cm.end;
+        if (cm.end < 0)
+                return false;
+        if (cm.closed > st->resume_closed)
+                st->resume_closed = cm.closed;
+        if (cm.revision > st->resume_rev)
+                st->resume_rev = cm.revision;
+        for (size_t i = 0; i < cm.nstreaks; i++)
+                if (tt_engine_resume_streak(
+                        st->e, cm.streaks[i].rule, cm.streaks[i].holder,
+                        cm.streaks[i].holder_len, cm.streaks[i].length))
+                        fail(st, TT_ERR_NOMEM, "%s", "out of memory");
+        return true;
+}
+
+/* The offset of partition p at which to start for --from-beginning (its
+ * first) or --from-timestamp (the first whose message timestamp is at or
+ * after it; the end when there is none). -1 on failure (st fails). */
+static int start_positions_resolve(stage *st,
+                                   rd_kafka_topic_partition_list_t *l) {
+        const tt_stage_conf *c = st->conf;
+        if (c->has_from_timestamp) {
+                rd_kafka_resp_err_t err =
+                    rd_kafka_offsets_for_times(st->rk, l, 10000);
+                for (int i = 0; !err && i < l->cnt; i++)
+                        err = l->elems[i].err;
+                if (err) {
+                        fail(st, TT_ERR_KAFKA,
+                             "--from-timestamp: looking up offsets: %s",
+                             rd_kafka_err2str(err));
+                        return -1;
+                }
+        }
+        for (int i = 0; i < l->cnt; i++) {
+                rd_kafka_topic_partition_t *e = &l->elems[i];
+                if (e->offset >= 0)
+                        continue;
+                /* BEGINNING, or END: no message at or after the time. */
+                int64_t lo = -1, hi = -1;
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+                    st->rk, e->topic, e->partition, &lo, &hi, 10000);
+                if (err) {
+                        fail(st, TT_ERR_KAFKA,
+                             "start offsets: input topic watermarks: %s",
+                             rd_kafka_err2str(err));
+                        return -1;
+                }
+                e->offset = c->from_beginning ? lo : hi;
+        }
+        return 0;
+}
+
+/* --from-beginning / --from-timestamp. At-least-once: the first
+ * assignment of the run starts there (the group is reset). Exactly-once:
+ * only the partitions the group has no committed offset for (a new group,
+ * or partitions added since). A committed partition's counts are in the
+ * merger's state already: re-reading it would count them twice. The start
+ * is an exact offset, which the exactly-once front then expects first
+ * (issue 9, defect 5: the timestamp itself was used as an offset). */
+static void start_positions(stage *st, rd_kafka_topic_partition_list_t *parts,
+                            const rd_kafka_topic_partition_list_t *committed) {
+        const tt_stage_conf *c = st->conf;
+        rd_kafka_topic_partition_list_t *l =
+            rd_kafka_topic_partition_list_new(parts->cnt);
+        for (int i = 0; i < parts->cnt; i++) {
+                const rd_kafka_topic_partition_t *t = &parts->elems[i];
+                if (is_partials(st, t) || t->partition < 0 ||
+                    t->partition >= st->nparts)
+                        continue;
+                const rd_kafka_topic_partition_t *k =
+                    committed ? rd_kafka_topic_partition_list_find(
+                                    committed, t->topic, t->partition)
+                              : NULL;
+                if (committed && (!k || k->offset >= 0)) {
+                        TT_LOG(TT_LOG_WARN,
+                               "partition has a committed offset: it "
+                               "continues there (--from-beginning and "
+                               "--from-timestamp start new groups only; "
+                               "use a new --group to re-read)",
+                               TT_KV_S("topic", t->topic),
+                               TT_KV_I("partition", t->partition),
+                               TT_KV_I("committed_offset", k ? k->offset : -1));
+                        continue;
+                }
+                rd_kafka_topic_partition_list_add(l, t->topic, t->partition)
+                    ->offset = c->from_beginning ? RD_KAFKA_OFFSET_BEGINNING
+                                                 : c->from_timestamp;
+        }
+        if (l->cnt && !start_positions_resolve(st, l)) {
+                for (int i = 0; i < l->cnt; i++) {
+                        const rd_kafka_topic_partition_t *e = &l->elems[i];
+                        rd_kafka_topic_partition_list_find(parts, e->topic,
+                                                           e->partition)
+                            ->offset = e->offset;
+                        st->parts[e->partition].next_offset = e->offset;
+                        TT_LOG(TT_LOG_INFO, "partition starts",
+                               TT_KV_S("topic", e->topic),
+                               TT_KV_I("partition", e->partition),
+                               TT_KV_I("offset", e->offset),
+                               TT_KV_S("from", c->from_beginning
+                                                   ? "--from-beginning"
+                                                   : "--from-timestamp"));
+                }
+        }
+        rd_kafka_topic_partition_list_destroy(l);
+}
+
 static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         int64_t now = tt_wall_ms();
         for (int i = 0; i < parts->cnt; i++) {
                 rd_kafka_topic_partition_t *t = &parts->elems[i];
                 if (is_partials(st, t)) {
-                        merger_start(st);
+                        if (!atomic_load(&st->err)) /* else: rerunning */
+                                merger_start(st);
                         continue;
                 }
                 if (t->partition < 0 || t->partition >= st->nparts)
@@ -1136,6 +1547,7 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
                 ppart *pp = &st->parts[t->partition];
                 pp->assigned = true;
                 pp->next_offset = -1;
+                pp->replay_end = -1;
                 pp->want_seek = -1;
                 pp->seeks_seen = atomic_load(&pp->seeks);
                 pp->gap_from = pp->gap_first = -1;
@@ -1148,45 +1560,29 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
         /* Where an earlier run's committed weeks end (see stage.h). */
         rd_kafka_topic_partition_list_t *c =
             rd_kafka_topic_partition_list_copy(parts);
-        if (st->eos) {
-                if (!eos_start_offsets(st, parts, c))
+        bool have_c = false;
+        bool reset = st->conf->from_beginning || st->conf->has_from_timestamp;
+        if (st->eos && atomic_load(&st->err)) {
+                /* Failing (a transaction failed, say in the revoke just
+                 * before): the stage reruns from the commits anyway. Do not
+                 * wait for committed offsets, which our own failed
+                 * transaction keeps unstable until the next producer
+                 * aborts it (it held this callback 10-24 s). */
+        } else if (st->eos) {
+                if ((have_c = !eos_start_offsets(st, parts, c)))
                         restore_watermarks(st, c, now);
-        } else if (!rd_kafka_committed(st->rk, c, 10000)) {
-                for (int i = 0; i < c->cnt; i++) {
-                        const rd_kafka_topic_partition_t *t = &c->elems[i];
-                        size_t n = strlen(META_PREFIX);
-                        int32_t w;
-                        char name[16];
-                        if (!t->metadata || t->metadata_size <= n ||
-                            t->metadata_size - n >= sizeof(name) ||
-                            memcmp(t->metadata, META_PREFIX, n))
-                                continue;
-                        memcpy(name, (const char *)t->metadata + n,
-                               t->metadata_size - n);
-                        name[t->metadata_size - n] = '\0';
-                        if (!tt_week_parse(name, &w) &&
-                            w > atomic_load(&st->skip_below) &&
-                            !st->conf->from_beginning &&
-                            !st->conf->has_from_timestamp)
-                                atomic_store(&st->skip_below, w);
-                }
+        } else if (!reset && !rd_kafka_committed(st->rk, c, 10000)) {
+                bool resume = false;
+                for (int i = 0; i < c->cnt; i++)
+                        resume |= restore_replay_line(st, &c->elems[i]);
+                int32_t skip = atomic_load(&st->skip_below);
+                if (resume && skip != INT32_MIN)
+                        tt_engine_resume(st->e, skip - 1, st->resume_closed,
+                                         st->resume_rev + 1);
         }
+        if (reset && (st->eos ? have_c : !st->first_assign_done))
+                start_positions(st, parts, st->eos ? c : NULL);
         rd_kafka_topic_partition_list_destroy(c);
-        if (!st->first_assign_done &&
-            (st->conf->from_beginning || st->conf->has_from_timestamp)) {
-                for (int i = 0; i < parts->cnt; i++) {
-                        rd_kafka_topic_partition_t *t = &parts->elems[i];
-                        if (is_partials(st, t))
-                                continue;
-                        t->offset = st->conf->from_beginning
-                                        ? RD_KAFKA_OFFSET_BEGINNING
-                                        : st->conf->from_timestamp;
-                        if (t->partition >= 0 && t->partition < st->nparts)
-                                st->parts[t->partition].next_offset = -1;
-                }
-                if (st->conf->has_from_timestamp && !st->conf->from_beginning)
-                        rd_kafka_offsets_for_times(st->rk, parts, 10000);
-        }
         st->first_assign_done = true;
         st->assigned_any = true;
         if (st->eos)
@@ -1237,7 +1633,13 @@ static void on_revoke(stage *st, rd_kafka_topic_partition_list_t *parts) {
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque) {
         stage *st = opaque;
-        bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+        /* NULL once the member has left the group: the revoke that
+         * rd_kafka_consumer_close() serves after a failed transaction (a
+         * fenced or rebalanced member) came with none, and strcmp(NULL)
+         * crashed the stage on its way out (SIGSEGV, exit 139, in
+         * it_kafka_eos multi: the core showed this line). */
+        const char *proto = rd_kafka_rebalance_protocol(rk);
+        bool coop = proto && !strcmp(proto, "COOPERATIVE");
         atomic_fetch_add(&st->live->rebalances, 1);
         if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
                 on_assign(st, parts);
@@ -1342,8 +1744,12 @@ static void collect(stage *st, tt_stage_stats *s) {
                 }
         }
         s->commits = st->commits;
+        s->internal_rejected = atomic_load(&st->internal_rejected);
+        s->closed = st->closed;
+        s->merger = st->merger || st->have_merger_stats;
+        s->partials_applied = st->applied_seen;
         if (st->merger)
-                tt_engine_get_stats(tt_merger_engine(st->merger), &s->engine);
+                s->engine = st->committed_stats;
         else if (st->have_merger_stats)
                 s->engine = st->merger_stats;
         else
@@ -1447,6 +1853,8 @@ void tt_stage_live_snapshot(tt_stage_live *l, tt_stage_snapshot *s) {
                                 s->stats.dead_letters += d;
                         }
                 }
+                s->stats.internal_rejected =
+                    atomic_load(&st->internal_rejected);
                 s->stats.engine = l->eng;
                 s->watermark_ms = l->watermark_ms;
                 s->merger = l->merger;
@@ -1501,6 +1909,8 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                         ? conf->engine.max_partitions
                         : 4096;
         atomic_init(&st.skip_below, INT32_MIN);
+        st.resume_closed = INT32_MIN;
+        st.resume_rev = -1;
         pthread_mutex_init(&st.mu, NULL);
         pthread_cond_init(&st.cv, NULL);
         st.sink = (tt_sink){sink_rollup, sink_streak};
@@ -1508,7 +1918,10 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
         st.stop = stop;
         atomic_init(&st.fwd_bound, INT64_MIN);
         st.merge_next = -1;
-        st.last_prov = st.unassigned_since = tt_wall_ms();
+        st.merge_committed = -1;
+        st.eof_mark = -1;
+        st.applied_seen = -2;
+        st.last_prov = st.unassigned_since = st.applied_since = tt_wall_ms();
         tt_buf_init(&st.pbuf, 32u << 20);
         if (conf->partials_topic && *conf->partials_topic)
                 snprintf(st.partials, sizeof(st.partials), "%s",
@@ -1581,6 +1994,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                 }
                 if ((err = ensure_topics(&st, errstr, errsize)))
                         goto done;
+                tt_kafka_out_track(conf->out, st.partials);
                 if ((err = tt_kafka_out_txn_init(conf->out, 60000, why,
                                                  sizeof(why))) ||
                     (err =
@@ -1643,7 +2057,8 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                         /* Exactly-once: the open transaction cannot commit;
                          * a new producer aborts it and we redo it, unless
                          * another instance took our transactional.id. */
-                        st.retry = st.eos && !tt_kafka_out_fenced(conf->out);
+                        st.retry = st.eos && !tt_kafka_out_fenced(conf->out) &&
+                                   !tt_kafka_out_permanent(conf->out);
                         fail(&st, st.retry ? TT_ERR_RETRY : TT_ERR_KAFKA,
                              "output delivery failed: %s", why);
                         break;
@@ -1662,10 +2077,9 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
                          * cooperative rebalance). */
                         if (any_assigned(&st) || !st.assigned_any)
                                 st.unassigned_since = now;
-                        bool own_done = st.eof_committed ||
-                                        now - st.unassigned_since >= 5000;
-                        finished = conf->close_at_eof && own_done &&
-                                   (!st.merger || st.merger_done);
+                        finished = conf->close_at_eof &&
+                                   !atomic_load(&st.err) &&
+                                   eos_finished(&st, now);
                         if (finished || atomic_load(&st.quit))
                                 break;
                         resume_workers(&st);
@@ -1729,6 +2143,7 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
         err = atomic_load(&st.err);
         if (err)
                 snprintf(errstr, errsize, "%s", st.errmsg);
+        st.closed = finished && !err;
 done:
         atomic_store(&st.quit, true);
         pthread_mutex_lock(&st.mu);

@@ -179,8 +179,13 @@ int tt_weekview_add_cell(tt_weekview *wv, tt_dim dim, uint32_t key,
                          const tt_cell *c, bool closed) {
         int err;
         tt_row *row = row_for_change(wv, dim, key, closed, &err);
-        if (row)
+        if (row) {
+                tt_cell cur;
+                tt_ccell_get(&row->c, wv->start_ms, &cur);
+                if (!tt_cell_merge_ok(&cur, c))
+                        return TT_ERR_RANGE; /* would pass TT_COUNT_MAX */
                 tt_ccell_merge(&row->c, wv->start_ms, c);
+        }
         return err;
 }
 
@@ -449,8 +454,10 @@ static int emit_row(tt_weekview *wv, tt_row *row, const derived *d,
         out.prev_tokens = d->prev;
         out.has_growth = d->has_prev && d->prev != 0;
         if (out.has_growth)
-                out.wow_growth_pct =
-                    (double)(tokens - d->prev) / (double)d->prev * 100.0;
+                /* in double: the int64 difference of two counts may
+                 * overflow */
+                out.wow_growth_pct = ((double)tokens - (double)d->prev) /
+                                     (double)d->prev * 100.0;
         out.share_pct = d->share;
         out.rank = (int32_t)d->rank;
         out.status = status;
@@ -542,7 +549,11 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                         break;
                 case TT_EMIT_FINAL:
                         emit = true;
-                        status = TT_STATUS_FINAL;
+                        /* Emitted by an earlier run: a revision above any
+                         * it gave (at-least-once restart). */
+                        status = wv->reemit_revision > 0 ? TT_STATUS_REVISED
+                                                         : TT_STATUS_FINAL;
+                        revision = wv->reemit_revision;
                         break;
                 default: {
                         status = TT_STATUS_REVISED;
@@ -569,8 +580,11 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                         continue;
                 err = emit_row(wv, row, &d, status, revision, keys, sink,
                                opaque, now_ms);
-                if (!err)
+                if (!err) {
                         (*count)++;
+                        if (revision > wv->top_revision)
+                                wv->top_revision = revision;
+                }
         }
         if (mode == TT_EMIT_PROVISIONAL) {
                 tt_free(wv->prov_req);

@@ -3,12 +3,18 @@
 # need, only when something is missing (so a second run costs nothing).
 # --build: only what compiling needs (the Docker image's build stage): a
 # library the build needs goes in the first list, or the image fails to build.
+# --fuzz: that and clang with libFuzzer (tests/fuzz/run.sh).
 set -euo pipefail
 pkgs=(build-essential cmake ninja-build pkg-config
       librdkafka-dev libavro-dev libjemalloc-dev check libsubunit-dev
-      libdeflate-dev libsnappy-dev zlib1g-dev libmicrohttpd-dev
+      libdeflate-dev libsnappy-dev zlib1g-dev
       libcurl4-openssl-dev)
-if [ "${1:-}" != --build ]; then
+# clang 14 and its compiler-rt (libFuzzer, ASan, UBSan): tests/fuzz.
+fuzz=(clang-14 libclang-rt-14-dev)
+if [ "${1:-}" = --fuzz ]; then
+  pkgs+=("${fuzz[@]}")
+elif [ "${1:-}" != --build ]; then
+  pkgs+=("${fuzz[@]}")
   # prometheus: promtool checks the /metrics page (tests/it_mock_metrics.c).
   pkgs+=(prometheus)
   # docker-compose (1.29) and python3-yaml: tests/it_kafka_compose.sh

@@ -75,7 +75,7 @@ pid=$!
 sleep 6
 kill -TERM $pid
 if ! wait $pid; then cat "$tmp/term.err" >&2; echo "FAIL: exit status after SIGTERM" >&2; exit 1; fi
-grep -q "run: 598741 messages" "$tmp/term.err" ||
+grep -q "run: stopped: 598741 messages" "$tmp/term.err" ||
   { cat "$tmp/term.err" >&2; echo "FAIL: not every message read before SIGTERM" >&2; exit 1; }
 grep -Eq "[1-9][0-9]* commits" "$tmp/term.err" ||
   { echo "FAIL: no commit on SIGTERM" >&2; exit 1; }

@@ -156,7 +156,7 @@ run_ --group it-registry-v2 --input-topic reg2.events --rollups-topic reg2.rollu
   --streaks-topic reg2.streaks --dlq-topic reg2.dlq 2>"$tmp/run2.err" ||
   { cat "$tmp/run2.err" >&2; fail "run (v2)"; }
 grep -o '"msg":"run: [^"]*"' "$tmp/run2.err" | tee "$tmp/run2.sum"
-grep -q "run: 200 messages, 200 accepted, 0 dead letters" "$tmp/run2.sum" ||
+grep -q ": 200 messages, 200 accepted, 0 dead letters" "$tmp/run2.sum" ||
   fail "v2 events were not all accepted"
 $PYC consume --brokers "$KAFKA_BROKERS" --registry "$URL" \
   --out "$tmp/decoded2.jsonl" reg2.rollups

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what is missing, builds with
 # warnings as errors, runs every test with ctest, then builds again with
-# AddressSanitizer + UBSan and runs the unit tests under them.
+# AddressSanitizer + UBSan and runs the unit tests under them, fuzzes every
+# decoder briefly, and checks formatting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -19,6 +20,12 @@ cmake --build build-asan -j "$jobs"
   ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1 \
   UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
   ctest --output-on-failure -j "$jobs" -L "unit|mock")
+
+# Fuzzing, short and bounded: every libFuzzer harness of tests/fuzz for
+# 12 s (clang, ASan + UBSan; under 3 minutes in all with the build). A
+# crash fails the run and keeps its input under tests/fuzz/regressions/,
+# which unit_fuzz_regress replays from then on. Long runs: see README.
+bash tests/fuzz/run.sh --seconds 12
 
 # Formatting is part of the build's contract.
 if ! git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror; then

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check_main.h"
+#include "tokentally/avro_event.h"
 #include "tokentally/json_event.h"
 #include "tokentally/mem.h"
 
@@ -156,10 +157,10 @@ static const struct {
     {"{\"model\":\"\\ud800\"}", "unpaired surrogate \\uD800 in model"},
     {"{\"model\":\"\\ud800\\u0041\"}", "unpaired surrogate \\uD800 in model"},
     {"{\"model\":\"\\udc00x\"}", "unpaired surrogate \\uDC00 in model"},
-    {"{\"model\":\"\xff\"}", "invalid UTF-8 in model"},
-    {"{\"model\":\"abcdefgh\xc3\"}", "invalid UTF-8 in model"},
-    {"{\"model\":\"\xed\xa0\x80\"}", "invalid UTF-8 in model"},
-    {"{\"model\":\"\xc3\\n\"}", "invalid UTF-8 in model"},
+    {"{\"request_id\":\"\xff\"}", "invalid UTF-8 in request_id"},
+    {"{\"request_id\":\"abcdefgh\xc3\"}", "invalid UTF-8 in request_id"},
+    {"{\"request_id\":\"\xed\xa0\x80\"}", "invalid UTF-8 in request_id"},
+    {"{\"request_id\":\"\xc3\\n\"}", "invalid UTF-8 in request_id"},
     {"{\"\xff\":1}", "invalid UTF-8 in key"},
     {"{\"x\":\"\xc0\xaf\"}", "invalid UTF-8 in string"},
     {"{\"model\":\"abc", "unterminated string in model"},
@@ -184,6 +185,43 @@ START_TEST(bad_lines) {
                          TT_REASON_MALFORMED);
         ck_assert_str_eq(detail, bad[_i].detail);
         ck_assert_uint_eq(ev.present, 0);
+        free(copy);
+        tt_json_dec_destroy(d);
+}
+END_TEST
+
+/* Invalid UTF-8 in model is bad_model whatever the encoding (SPEC §2):
+ * the JSON decoder leaves the model's bytes to tt_event_validate as the
+ * Avro decoder does. Before, JSON said malformed and Avro bad_model. */
+static const char *const bad_utf8_models[] = {"a/\xff", "a/abcdefgh\xc3",
+                                              "a/\xed\xa0\x80", "a/\xc0\xaf"};
+
+START_TEST(model_utf8_is_bad_model) {
+        const char *m = bad_utf8_models[_i];
+        char line[256], detail[DETAIL], *copy;
+        snprintf(
+            line, sizeof(line),
+            "{\"request_id\":\"r\",\"event_time\":1775044800000,"
+            "\"model\":\"%s\",\"prompt_tokens\":1,\"completion_tokens\":2}",
+            m);
+        tt_json_dec *d = tt_json_dec_new();
+        tt_event ev;
+        ck_assert_int_eq(decode(d, line, &ev, detail, &copy), TT_REASON_NONE);
+        ck_assert_int_eq(tt_event_validate(&ev, detail, sizeof(detail)),
+                         TT_REASON_BAD_MODEL);
+        ck_assert_str_eq(detail, "model is not valid UTF-8");
+        /* The same event in Avro: the same reason. */
+        uint8_t buf[512];
+        size_t n = tt_avro_encode_event(&ev, buf, sizeof(buf)), used;
+        ck_assert_uint_gt(n, 0);
+        tt_avro_dec *ad = tt_avro_dec_new(NULL, detail, sizeof(detail));
+        tt_event av;
+        ck_assert_int_eq(tt_avro_decode_event(ad, buf, n, &used, &av, detail,
+                                              sizeof(detail)),
+                         TT_REASON_NONE);
+        ck_assert_int_eq(tt_event_validate(&av, detail, sizeof(detail)),
+                         TT_REASON_BAD_MODEL);
+        tt_avro_dec_destroy(ad);
         free(copy);
         tt_json_dec_destroy(d);
 }
@@ -448,6 +486,9 @@ static Suite *suite(void) {
         tcase_add_loop_test(tc, good_lines, 0, sizeof(good) / sizeof(good[0]));
         tcase_add_loop_test(tc, bad_lines, 0, sizeof(bad) / sizeof(bad[0]));
         tcase_add_test(tc, depth_cap);
+        tcase_add_loop_test(tc, model_utf8_is_bad_model, 0,
+                            sizeof(bad_utf8_models) /
+                                sizeof(bad_utf8_models[0]));
         tcase_add_test(tc, scan_windows);
         tcase_add_loop_test(tc, rfc3339_table, 0,
                             sizeof(times) / sizeof(times[0]));

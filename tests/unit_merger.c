@@ -14,6 +14,7 @@
 #include "tokentally/err.h"
 #include "tokentally/partials.h"
 #include "tokentally/week.h"
+#include "tokentally/wire.h"
 
 #define W13 INT64_C(1774224000000)
 #define WEEK TT_WEEK_MS
@@ -542,6 +543,257 @@ START_TEST(test_load_rejects_garbage) {
 }
 END_TEST
 
+/* ---- hostile internal records ----------------------------------------- */
+
+/* One cells record with one origin cell, written field by field so that
+ * any value can be put in (the writer API would not make a bad one). */
+static void origin_record(tt_buf *b, int32_t week, uint32_t code,
+                          const tt_cell *c) {
+        tt_buf_reset(b);
+        tt_put_u8(b, 'C');
+        tt_put_u8(b, 1);
+        tt_put_u32(b, 0); /* no reports */
+        tt_put_u32(b, 1);
+        tt_put_u8(b, 'o');
+        tt_put_u32(b, (uint32_t)week);
+        tt_put_u32(b, code);
+        tt_put_cell(b, c);
+}
+
+static const tt_cell good_cell = {.tokens = 110,
+                                  .prompt_tokens = 100,
+                                  .completion_tokens = 10,
+                                  .requests = 2,
+                                  .last_time = W13 + 5,
+                                  .last_origin = TT_ORIGIN('C', 'N')};
+
+/* Each entry broke something before the fix: an origin code outside
+ * AA..ZZ indexed far outside the origin array (heap read and write in
+ * tt_cell_merge), counts near INT64_MAX overflowed in merges and growth,
+ * week INT32_MIN underflowed in view_prev. Now each is refused whole with
+ * a reason naming the field, and the visitor is never called. */
+static const struct {
+        int32_t week;
+        uint32_t code;
+        tt_cell c;
+        const char *why;
+} bad_partials[] = {
+    {2933,
+     0xFFFF,
+     {110, 100, 10, 2, W13 + 5, TT_ORIGIN('C', 'N')},
+     "origin code"},
+    {2933,
+     TT_ORIGIN('C', 'N') | 0x10000,
+     {110, 100, 10, 2, W13 + 5, 0x434e},
+     "origin code"},
+    {2933,
+     TT_ORIGIN('c', 'n'),
+     {110, 100, 10, 2, W13 + 5, 0x434e},
+     "origin code"},
+    {INT32_MIN,
+     TT_ORIGIN('C', 'N'),
+     {110, 100, 10, 2, W13 + 5, 0x434e},
+     "week"},
+    {2933,
+     TT_ORIGIN('C', 'N'),
+     {INT64_MAX, INT64_MAX, 0, INT64_MAX, W13, 0x434e},
+     "out of [0, 2^62]"},
+    {2933,
+     TT_ORIGIN('C', 'N'),
+     {-5, -5, 0, 1, W13, 0x434e},
+     "out of [0, 2^62]"},
+    {2933,
+     TT_ORIGIN('C', 'N'),
+     {110, 100, 11, 2, W13 + 5, 0x434e},
+     "!= prompt"},
+    {2933,
+     TT_ORIGIN('C', 'N'),
+     {30000000, 20000000, 10000000, 2, W13, 0x434e},
+     "requests"},
+    {2933,
+     TT_ORIGIN('C', 'N'),
+     {110, 100, 10, 0, W13 + 5, 0x434e},
+     "no requests"},
+    {2933,
+     TT_ORIGIN('C', 'N'),
+     {110, 100, 10, 2, 0, 0x434e},
+     "latest event time"},
+    {2933,
+     TT_ORIGIN('C', 'N'),
+     {110, 100, 10, 2, W13, 0x1234},
+     "latest event time"},
+};
+
+START_TEST(test_partials_refuse_bad_fields) {
+        tt_buf b;
+        tt_buf_init(&b, 1 << 20);
+        origin_record(&b, bad_partials[_i].week, bad_partials[_i].code,
+                      &bad_partials[_i].c);
+        seen s = {0};
+        ck_assert_int_eq(tt_partial_decode(b.data, b.len, &sv, &s),
+                         TT_ERR_FORMAT);
+        ck_assert_int_eq(s.reports + s.models + s.origins + s.events, 0);
+        char why[256] = "";
+        ck_assert_int_eq(tt_partial_check(b.data, b.len, why, sizeof(why)),
+                         TT_ERR_FORMAT);
+        ck_assert_msg(strstr(why, bad_partials[_i].why), "why: %s", why);
+        /* The same record with good fields passes: the test isolates the
+         * one field. */
+        origin_record(&b, 2933, TT_ORIGIN('C', 'N'), &good_cell);
+        ck_assert_int_eq(tt_partial_check(b.data, b.len, why, sizeof(why)), 0);
+        tt_buf_free(&b);
+}
+END_TEST
+
+START_TEST(test_partials_refuse_bad_models_and_reports) {
+        tt_buf b;
+        tt_buf_init(&b, 1 << 20);
+        char why[256];
+        static const char *bad_models[] = {"", "noslash", "a/\xff\xfe"};
+        for (size_t i = 0; i < 3; i++) {
+                tt_partial_writer w;
+                tt_partial_cells_begin(&w, &b);
+                tt_partial_cells_mid(&w);
+                tt_partial_model(&w, 2933,
+                                 (tt_str){bad_models[i], strlen(bad_models[i])},
+                                 &good_cell);
+                ck_assert_int_eq(tt_partial_cells_end(&w), 0);
+                ck_assert_int_eq(
+                    tt_partial_check(b.data, b.len, why, sizeof(why)),
+                    TT_ERR_FORMAT);
+                ck_assert_ptr_nonnull(strstr(why, "model"));
+        }
+        /* A report with a negative partition, or a watermark in 2200. */
+        int64_t times[] = {W13, INT64_C(7258118400000)};
+        int32_t pids[] = {-1, 0};
+        for (size_t i = 0; i < 2; i++) {
+                tt_partial_writer w;
+                tt_partial_cells_begin(&w, &b);
+                tt_partial_report(&w, pids[i], times[i], 0);
+                tt_partial_cells_mid(&w);
+                ck_assert_int_eq(tt_partial_cells_end(&w), 0);
+                seen s = {0};
+                ck_assert_int_eq(tt_partial_decode(b.data, b.len, &sv, &s),
+                                 TT_ERR_FORMAT);
+                ck_assert_int_eq(s.reports, 0);
+        }
+        /* An event record with a negative offset. */
+        ck_assert_int_eq(tt_partial_event(&b, 0, -1, NULL, 0, "{}", 2), 0);
+        ck_assert_int_eq(tt_partial_check(b.data, b.len, why, sizeof(why)),
+                         TT_ERR_FORMAT);
+        ck_assert_ptr_nonnull(strstr(why, "offset -1"));
+        tt_buf_free(&b);
+}
+END_TEST
+
+/* Cells each within bounds whose sum passes TT_COUNT_MAX: the merge is
+ * refused with TT_ERR_RANGE and the count kept, never wrapped. */
+START_TEST(test_merge_overflow_refused) {
+        recorder rc = {0};
+        tt_engine *e = mk(&rc, 1, true);
+        tt_engine_partition_add(e, 0, 0);
+        int64_t big = TT_COUNT_MAX - 5;
+        tt_cell c = {.tokens = big,
+                     .prompt_tokens = big,
+                     .completion_tokens = 0,
+                     .requests = big / TT_MAX_TOKENS_PER_REQUEST + 1,
+                     .last_time = W13 + 5,
+                     .last_origin = TT_ORIGIN('C', 'N')};
+        tt_buf b;
+        tt_buf_init(&b, 1 << 20);
+        origin_record(&b, 2933, TT_ORIGIN('C', 'N'), &c);
+        ck_assert_int_eq(tt_partial_check(b.data, b.len, NULL, 0), 0);
+        ck_assert_int_eq(
+            tt_engine_merge_origin(e, 2933, TT_ORIGIN('C', 'N'), &c), 0);
+        ck_assert_int_eq(
+            tt_engine_merge_origin(e, 2933, TT_ORIGIN('C', 'N'), &c),
+            TT_ERR_RANGE);
+        ck_assert_int_eq(tt_engine_merge_model(e, 2933, TT_STR_LIT("a/b"), &c),
+                         0);
+        ck_assert_int_eq(tt_engine_merge_model(e, 2933, TT_STR_LIT("a/b"), &c),
+                         TT_ERR_RANGE);
+        tt_engine_partition_report(e, 0, W13 + 2 * WEEK, false, true);
+        ck_assert_int_eq(tt_engine_close_all(e, 0), 0);
+        const rec_row *r = latest(&rc, "2026-W13", TT_DIM_ORIGIN, "CN");
+        ck_assert_ptr_nonnull(r);
+        ck_assert_int_eq(r->r.tokens, big);
+        tt_buf_free(&b);
+        tt_engine_destroy(e);
+        recorder_free(&rc);
+}
+END_TEST
+
+/* A week record holding one origin cell with the given code and week. */
+static void week_record(tt_buf *b, uint32_t week, uint32_t code,
+                        const tt_cell *c) {
+        tt_buf_reset(b);
+        tt_put_u8(b, 'W');
+        tt_put_u8(b, 1);
+        tt_put_u32(b, week);
+        tt_put_u32(b, 0); /* no models */
+        tt_put_u32(b, 1);
+        tt_put_u32(b, code);
+        tt_put_cell(b, c);
+        tt_put_u8(b, 0); /* no view */
+}
+
+START_TEST(test_load_refuses_bad_fields) {
+        recorder rc = {0};
+        tt_engine *e = mk(&rc, 1, true);
+        tt_buf b;
+        tt_buf_init(&b, 1 << 20);
+        char err[512];
+        /* Before the fix this wrote 44 bytes far past the origin array. */
+        week_record(&b, 2933, 0xFFFF, &good_cell);
+        ck_assert_int_eq(tt_engine_load(e, b.data, b.len, err, sizeof(err)),
+                         TT_ERR_FORMAT);
+        ck_assert_msg(strstr(err, "code 0xffff is not AA..ZZ"), "%s", err);
+        week_record(&b, (uint32_t)INT32_MIN, TT_ORIGIN('C', 'N'), &good_cell);
+        ck_assert_int_eq(tt_engine_load(e, b.data, b.len, err, sizeof(err)),
+                         TT_ERR_FORMAT);
+        ck_assert_msg(strstr(err, "outside 2000-2099"), "%s", err);
+        tt_cell neg = good_cell;
+        neg.tokens = INT64_MIN;
+        week_record(&b, 2933, TT_ORIGIN('C', 'N'), &neg);
+        ck_assert_int_eq(tt_engine_load(e, b.data, b.len, err, sizeof(err)),
+                         TT_ERR_FORMAT);
+        /* A meta record with a watermark past 2100 or a partition past
+         * max_partitions. */
+        tt_buf_reset(&b);
+        tt_put_u8(&b, 'M');
+        tt_put_u8(&b, 1);
+        tt_put_i64(&b, INT64_MAX);
+        tt_put_u32(&b, (uint32_t)INT32_MIN);
+        tt_put_u32(&b, 0);
+        ck_assert_int_eq(tt_engine_load(e, b.data, b.len, err, sizeof(err)),
+                         TT_ERR_FORMAT);
+        ck_assert_msg(strstr(err, "meta: watermark"), "%s", err);
+        tt_buf_reset(&b);
+        tt_put_u8(&b, 'M');
+        tt_put_u8(&b, 1);
+        tt_put_i64(&b, W13);
+        tt_put_u32(&b, 2932);
+        tt_put_u32(&b, 1);
+        tt_put_u32(&b, 1u << 30);
+        tt_put_i64(&b, W13);
+        tt_put_u8(&b, 0);
+        ck_assert_int_eq(tt_engine_load(e, b.data, b.len, err, sizeof(err)),
+                         TT_ERR_FORMAT);
+        /* Nothing was applied: the engine has no week and no watermark. */
+        ck_assert_int_eq(tt_engine_watermark(e), INT64_MIN);
+        tt_engine_stats st;
+        tt_engine_get_stats(e, &st);
+        ck_assert_int_eq(st.open_weeks, 0);
+        /* The good record loads. */
+        week_record(&b, 2933, TT_ORIGIN('C', 'N'), &good_cell);
+        ck_assert_msg(tt_engine_load(e, b.data, b.len, err, sizeof(err)) == 0,
+                      "%s", err);
+        tt_buf_free(&b);
+        tt_engine_destroy(e);
+        recorder_free(&rc);
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("merger");
         TCase *tc = tcase_create("core");
@@ -552,6 +804,11 @@ int main(void) {
         tcase_add_test(tc, test_fronts_merger_equal_one_engine);
         tcase_add_test(tc, test_restore_continues_identically);
         tcase_add_test(tc, test_load_rejects_garbage);
+        tcase_add_loop_test(tc, test_partials_refuse_bad_fields, 0,
+                            sizeof(bad_partials) / sizeof(bad_partials[0]));
+        tcase_add_test(tc, test_partials_refuse_bad_models_and_reports);
+        tcase_add_test(tc, test_merge_overflow_refused);
+        tcase_add_test(tc, test_load_refuses_bad_fields);
         suite_add_tcase(s, tc);
         return tt_check_run(s);
 }

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 
 #include "check_main.h"
+#include "tokentally/event.h"
 #include "tokentally/week.h"
 
 static const struct {
@@ -58,6 +59,17 @@ START_TEST(test_week_parse_bad) {
 }
 END_TEST
 
+/* The bounds of valid weeks are the weeks of the bounds of valid event
+ * times: internal records are checked against them. */
+START_TEST(test_week_bounds) {
+        ck_assert_int_eq(TT_MIN_WEEK, tt_week_of(TT_MIN_EVENT_TIME_MS));
+        ck_assert_int_eq(TT_MAX_WEEK, tt_week_of(TT_MAX_EVENT_TIME_MS - 1));
+        ck_assert(tt_week_valid(TT_MIN_WEEK) && tt_week_valid(TT_MAX_WEEK));
+        ck_assert(!tt_week_valid(TT_MIN_WEEK - 1) &&
+                  !tt_week_valid(TT_MAX_WEEK + 1) && !tt_week_valid(INT32_MIN));
+}
+END_TEST
+
 int main(void) {
         Suite *s = suite_create("week");
         TCase *tc = tcase_create("core");
@@ -65,6 +77,7 @@ int main(void) {
                             sizeof(cases) / sizeof(cases[0]));
         tcase_add_test(tc, test_week_start_monday);
         tcase_add_test(tc, test_week_parse_bad);
+        tcase_add_test(tc, test_week_bounds);
         suite_add_tcase(s, tc);
         return tt_check_run(s);
 }

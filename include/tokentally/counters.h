@@ -9,6 +9,7 @@
 #ifndef TT_COUNTERS_H
 #define TT_COUNTERS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -40,8 +41,28 @@ static inline void tt_cell_add(tt_cell *c, const tt_event *ev,
         }
 }
 
-/* Merges b into a with the same rules as adding b's events one by one.
- * Every merge of the engine goes through here (shards, views, partials). */
+/* The largest count the engine keeps exact in one cell (tokens, prompt or
+ * completion tokens, requests of one key in one week): 2^62, 4.6e18, about
+ * 170,000 times the headline's platform week. Two counts at most this big
+ * add up without int64 overflow, so merges check against it
+ * (tt_cell_merge_ok) and are refused past it (TT_ERR_RANGE) instead of
+ * wrapping. Per-event adds (tt_cell_add) stay unchecked on the hot path:
+ * an event adds at most TT_MAX_TOKENS_PER_REQUEST, so a cell goes from
+ * 2^62 to INT64_MAX only after 4.6e11 such events between two merges. */
+#define TT_COUNT_MAX (INT64_C(1) << 62)
+
+/* True when every field of b is in [0, TT_COUNT_MAX] and a + b stays
+ * within it (a being a valid cell). */
+static inline bool tt_cell_merge_ok(const tt_cell *a, const tt_cell *b) {
+        return b->tokens >= 0 && b->prompt_tokens >= 0 &&
+               b->completion_tokens >= 0 && b->requests >= 0 &&
+               b->tokens <= TT_COUNT_MAX - a->tokens &&
+               b->prompt_tokens <= TT_COUNT_MAX - a->prompt_tokens &&
+               b->completion_tokens <= TT_COUNT_MAX - a->completion_tokens &&
+               b->requests <= TT_COUNT_MAX - a->requests;
+}
+
+/* Merges b into a with the same rules as adding b's events one by one. */
 static inline void tt_cell_merge(tt_cell *a, const tt_cell *b) {
         a->tokens += b->tokens;
         a->prompt_tokens += b->prompt_tokens;
@@ -123,6 +144,12 @@ static inline void tt_ccell_add(tt_ccell *c, int64_t week_start,
 #define TT_NORIGINS (26 * 26)
 static inline unsigned tt_origin_index(tt_origin o) {
         return (unsigned)((o >> 8) - 'A') * 26 + (unsigned)((o & 0xff) - 'A');
+}
+/* Two letters A..Z and nothing else: the only codes the origin arrays
+ * can index. Codes from outside the process are checked with it. */
+static inline bool tt_origin_valid(tt_origin o) {
+        unsigned hi = o >> 8 & 0xff, lo = o & 0xff;
+        return o >> 16 == 0 && hi >= 'A' && hi <= 'Z' && lo >= 'A' && lo <= 'Z';
 }
 static inline tt_origin tt_origin_at(unsigned i) {
         return TT_ORIGIN('A' + i / 26, 'A' + i % 26);

@@ -61,6 +61,7 @@ typedef struct tt_engine_stats {
         uint64_t state_keys;
         uint64_t state_bytes;
         int32_t closed_weeks_held;
+        int32_t max_revision;      /* the highest revision of an emitted row */
         uint32_t max_keys;         /* conf.max_models; 0 = unbounded */
         uint64_t key_limit_events; /* events refused by max_keys */
         /* Distinct models per open week, summed over the shards (up to
@@ -168,6 +169,28 @@ int tt_engine_merge_origin(tt_engine *e, int32_t w, tt_origin o,
  * partition stops holding the watermark back. */
 void tt_engine_partition_report(tt_engine *e, int32_t pid, int64_t max_time,
                                 bool idle, bool eof);
+/* ---- at-least-once restarts (engine_resume.c) -------------------------
+ * A restarted at-least-once stage counts again the retained weeks of the
+ * run before it, plus the week before the oldest of them (quiet_through),
+ * so that the oldest has its prev_tokens. tt_engine_resume, before any
+ * week closes: weeks <= quiet_through close without any output; weeks <=
+ * reemit_through (closed by the earlier run) close with REVISED rows at
+ * revision_base, above every revision the earlier run emitted. */
+void tt_engine_resume(tt_engine *e, int32_t quiet_through,
+                      int32_t reemit_through, int32_t revision_base);
+/* The streak of rule (by its text) in week quiet_through as the earlier
+ * run had it: the recount of that week alone cannot know how long the
+ * holder had led. 0, or TT_ERR_NOMEM. */
+int tt_engine_resume_streak(tt_engine *e, const char *rule, const char *holder,
+                            size_t holder_len, int32_t length);
+/* What an at-least-once commit hands to the next run: rule i's holder and
+ * streak length in closed week w. False when unknown (w not held, no
+ * events, not closed). */
+size_t tt_engine_rules(const tt_engine *e);
+const char *tt_engine_rule_text(const tt_engine *e, size_t i);
+bool tt_engine_streak_at(const tt_engine *e, int32_t w, size_t i,
+                         tt_str *holder, int32_t *length);
+
 /* Merger: every known partition reported its end (--close-at-eof). */
 bool tt_engine_all_eof(const tt_engine *e);
 /* Merger: an event a front forwarded whole because its week may be closed:

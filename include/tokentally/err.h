@@ -15,7 +15,8 @@
         X(EOF, -7, "end of input")                                             \
         X(UNSUPPORTED, -8, "unsupported")                                      \
         X(KAFKA, -9, "kafka error")                                            \
-        X(STATE, -10, "invalid state")
+        X(STATE, -10, "invalid state")                                         \
+        X(RANGE, -11, "count out of range")
 
 typedef enum tt_err {
 #define TT_ERR_ENUM(name, val, str) TT_ERR_##name = (val),

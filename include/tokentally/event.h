@@ -82,6 +82,12 @@ typedef struct tt_event {
  * NUL-terminated when size > 0). */
 tt_reason tt_event_validate(const tt_event *ev, char *detail, size_t size);
 
+/* The model slug rules of bad_model (SPEC §2): not empty, at most
+ * TT_MAX_MODEL_LEN bytes, an author '/', UTF-8. Shared by the event check
+ * and the decoders of internal records, which hold model slugs too. false
+ * with a detail. */
+bool tt_model_valid(tt_str m, char *detail, size_t size);
+
 /* True when s[0..len) is well-formed UTF-8 (no overlongs, no surrogates). */
 bool tt_utf8_valid(const char *s, size_t len);
 

@@ -4,6 +4,7 @@
 #ifndef TT_INPUT_H
 #define TT_INPUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -16,6 +17,11 @@ tt_input *tt_input_open(const char *path, char *errstr, size_t errsize);
  * -1 on error (reason in errstr: I/O error, corrupt or truncated gzip). */
 ssize_t tt_input_read(tt_input *in, void *buf, size_t n, char *errstr,
                       size_t errsize);
+/* After tt_input_read returned -1: true when the data is bad (corrupt or
+ * truncated gzip), false for an I/O error or out of memory. Readers treat
+ * the first as the end of the readable data (what came before counts, the
+ * rest is one dead letter) and the second as fatal. */
+bool tt_input_corrupt(const tt_input *in);
 /* Size of the underlying file in bytes, -1 when unknown (pipe). */
 int64_t tt_input_size(const tt_input *in);
 /* Bytes of the underlying file consumed so far (compressed bytes for gzip),

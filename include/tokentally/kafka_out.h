@@ -82,6 +82,22 @@ void tt_kafka_out_poll(tt_kafka_out *o);
 int tt_kafka_out_error(tt_kafka_out *o, char *errstr, size_t errsize);
 /* Records delivered so far (delivery reports with no error). */
 uint64_t tt_kafka_out_delivered(const tt_kafka_out *o);
+/* True once a delivery failed for a reason a retry cannot mend (unknown
+ * topic or partition, not authorised, record too large or invalid): the
+ * stage stops with tt_kafka_out_error()'s reason instead of redoing the
+ * transaction. */
+bool tt_kafka_out_permanent(tt_kafka_out *o);
+/* Remember the largest offset delivered to topic (one topic; the stage's
+ * one-partition partials topic), read with tt_kafka_out_tracked (-1 until
+ * a record of it was delivered). */
+void tt_kafka_out_track(tt_kafka_out *o, const char *topic);
+int64_t tt_kafka_out_tracked(tt_kafka_out *o);
+/* Asks the cluster about every configured output topic (up to timeout_ms
+ * each): TT_ERR_KAFKA with "... topic X does not exist on the cluster" when
+ * one is missing or otherwise refused, TT_ERR_RETRY when the cluster did
+ * not answer, TT_ERR_OK when all have leaders. */
+int tt_kafka_out_check_topics(tt_kafka_out *o, int timeout_ms, char *errstr,
+                              size_t errsize);
 
 /* Any record to any topic (the stage's internal topics); partition -1
  * lets the partitioner choose. Same queueing and errors as above. */

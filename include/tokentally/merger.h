@@ -29,15 +29,21 @@ typedef struct tt_merger_conf {
         size_t nprops;
         const char *const *xprops;
         size_t nxprops;
+        /* Called once when the restore waits for a transaction left open
+         * on the state topic (a killed merger's) to end; may be NULL. */
+        void (*on_wait)(void *opaque, int64_t stable, int64_t end);
+        void *opaque;
 } tt_merger_conf;
 
 /* Creates the merger and restores it from the state topic. The input
  * topic's partitions 0..npartitions-1 hold the watermark back until their
  * owners report (for a state that does not know them yet). *restored gets
- * the number of state records read. NULL with a reason. */
+ * the number of state records read. NULL with a reason and *errp:
+ * TT_ERR_KAFKA when the state topic could not be read (worth a retry),
+ * TT_ERR_FORMAT when a state record is not ours, TT_ERR_NOMEM. */
 tt_merger *tt_merger_new(const tt_merger_conf *conf, const tt_sink *sink,
                          void *opaque, int32_t npartitions, uint64_t *restored,
-                         char *errstr, size_t errsize);
+                         char *errstr, size_t errsize, int *errp);
 void tt_merger_destroy(tt_merger *m);
 
 tt_engine *tt_merger_engine(tt_merger *m);

@@ -1,7 +1,7 @@
 /* Prometheus metrics (text exposition format 0.0.4) and the small HTTP
- * server that serves them with /healthz and /readyz (libmicrohttpd, one
- * internal polling thread). The metric values come from a tt_stage_live
- * (stage.h); this file only knows how to write and serve them. */
+ * server that serves them with /healthz and /readyz (http_server.h: one
+ * thread, slow clients cannot starve the probes). The metric values come from a
+ * tt_stage_live (stage.h); this file only knows how to write and serve them. */
 #ifndef TT_METRICS_H
 #define TT_METRICS_H
 

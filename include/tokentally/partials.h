@@ -84,11 +84,27 @@ typedef struct tt_partial_visitor {
                      size_t value_len);
 } tt_partial_visitor;
 
+/* Checks one record whole without applying anything: the layout, and
+ * every field against what a front can write: weeks in
+ * TT_MIN_WEEK..TT_MAX_WEEK, model slugs by the bad_model rules, origin
+ * codes AA..ZZ, cells by tt_cell_check with at least one request,
+ * partitions and offsets >= 0, report times null (INT64_MIN) or in
+ * [2000-01-01, 2100-01-01), flags <= 3. TT_ERR_OK, or TT_ERR_FORMAT with
+ * the reason in why (when why is not NULL). */
+int tt_partial_check(const void *rec, size_t len, char *why, size_t whysize);
+
 /* Decodes one record: cells first (in record order), then the reports;
- * events as one call. TT_ERR_FORMAT when malformed (nothing is applied
- * then: the record is checked whole before the first call), or the first
- * non-zero visitor return. */
+ * events as one call. TT_ERR_FORMAT when tt_partial_check refuses it
+ * (nothing is applied then), or the first non-zero visitor return
+ * (TT_ERR_RANGE from a merge past TT_COUNT_MAX). */
 int tt_partial_decode(const void *rec, size_t len, const tt_partial_visitor *v,
                       void *opaque);
+
+/* A cell read from outside the process: counts in [0, TT_COUNT_MAX],
+ * tokens = prompt + completion, at most TT_MAX_TOKENS_PER_REQUEST tokens
+ * per request, and with requests a latest event time in [2000-01-01,
+ * 2100-01-01) and an origin AA..ZZ. TT_ERR_FORMAT with a reason (why may
+ * be NULL). Shared by the partials and the changelog decoders. */
+int tt_cell_check(const tt_cell *c, char *why, size_t whysize);
 
 #endif

@@ -47,9 +47,19 @@ typedef struct tt_replay_conf {
         /* PROVISIONAL rows each time the watermark moved this far. */
         bool emit_provisional;
         int64_t emit_interval_ms;
+        /* The longest JSON line (without its line end) decoded: a longer
+         * line is one dead letter malformed at its own line index, whose
+         * payload is its first max_record_bytes bytes, and the rest of it
+         * is read past without being held, so memory stays bounded and
+         * later offsets stay exact. 0: TT_REPLAY_RECORD_DEFAULT; at most
+         * TT_REPLAY_RECORD_MAX. */
+        size_t max_record_bytes;
         /* Processing-time clock for emitted_at (ms); NULL = wall clock. */
         int64_t (*clock)(void *opaque);
 } tt_replay_conf;
+
+#define TT_REPLAY_RECORD_DEFAULT (1u << 20)
+#define TT_REPLAY_RECORD_MAX (64u << 20)
 
 typedef struct tt_replay_stats {
         uint64_t records; /* valid + invalid records read */

@@ -56,4 +56,12 @@ const struct tt_avro_dec *tt_registry_event_decoder(tt_registry *r, int32_t id,
                                                     char *errstr,
                                                     size_t errsize);
 
+/* Parsers of the registry's answers (bytes from another process): the
+ * "id" member of a registration answer, in [0, INT32_MAX]; the "schema"
+ * member of GET /schemas/ids/N, unescaped and NUL-terminated in schema
+ * (reset first; refused when it holds a NUL). TT_ERR_FORMAT otherwise. */
+#include "tokentally/buf.h"
+int tt_registry_answer_id(const char *p, size_t len, int32_t *id);
+int tt_registry_answer_schema(const char *p, size_t len, tt_buf *schema);
+
 #endif

@@ -94,7 +94,19 @@ typedef struct tt_stage_stats {
         uint64_t gaps;             /* offset gaps re-read (see stage.c) */
         uint64_t duplicates;       /* messages below the expected offset */
         uint64_t commits;
-        tt_engine_stats engine;
+        /* --close-at-eof did all it promises: every week closed and its
+         * rows committed (or, exactly-once in an instance that is not the
+         * merger, every count handed to the merger and applied by it). */
+        bool closed;
+        bool merger; /* exactly-once: held the merger role in this run */
+        /* exactly-once, not the merger: the group's committed partials
+         * offset last seen by --close-at-eof (-2: not asked) */
+        int64_t partials_applied;
+        /* Exactly-once: corrupt internal records (partials refused by
+         * tt_partial_check, committed offset metadata refused by
+         * tt_offset_meta_*) logged and skipped, never applied. */
+        uint64_t internal_rejected;
+        tt_engine_stats engine; /* the merger's, when this instance was */
         double seconds;
 } tt_stage_stats;
 

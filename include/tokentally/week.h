@@ -23,6 +23,18 @@ static inline int32_t tt_week_of(int64_t t) {
         return (int32_t)w;
 }
 
+/* The weeks that can hold a valid event (SPEC §2: event times in
+ * [2000-01-01, 2100-01-01)): tt_week_of of those two bounds (the last one
+ * minus 1 ms), checked by tests/unit_week.c. A week index read from
+ * outside the process (partials, changelog, offset metadata) is refused
+ * outside them, so week arithmetic (w - 1, w + 1, tt_week_start) never
+ * overflows. */
+#define TT_MIN_WEEK 1564
+#define TT_MAX_WEEK 6782
+static inline int tt_week_valid(int32_t w) {
+        return w >= TT_MIN_WEEK && w <= TT_MAX_WEEK;
+}
+
 /* Monday 00:00:00.000 UTC of week w; end(w) is tt_week_start(w + 1). */
 static inline int64_t tt_week_start(int32_t w) {
         return TT_WEEK_EPOCH_MS + (int64_t)w * TT_WEEK_MS;

@@ -58,6 +58,13 @@ typedef struct tt_weekview {
         tt_streak_result *streaks; /* one per rule; valid when week had
                                       events and was closed */
         size_t nrules;
+        /* At-least-once after a restart (engine_resume.c): quiet, the week
+         * is only the previous week of the oldest one counted again, and
+         * emits nothing; reemit_revision > 0, an earlier run emitted this
+         * week, so its close emits REVISED rows at that revision. */
+        bool quiet;
+        int32_t reemit_revision;
+        int32_t top_revision; /* the highest revision emitted */
 } tt_weekview;
 
 tt_weekview *tt_weekview_new(int32_t week, size_t nrules);

@@ -1,0 +1,7 @@
+/* libFuzzer entry point for tt_fuzz_partials (fuzz_targets.c). */
+#include "fuzz_targets.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+        return tt_fuzz_partials(data, size);
+}
