@@ -21,6 +21,7 @@
  * tell whether it changed. */
 typedef struct written {
         int32_t week; /* INT32_MIN: meta */
+        uint32_t part;
         uint64_t hash;
         bool seen; /* still held at this checkpoint */
 } written;
@@ -36,25 +37,36 @@ tt_engine *tt_merger_engine(tt_merger *m) {
         return m->e;
 }
 
-static void key_of(const tt_merger *m, int32_t week, char *out, size_t size) {
+/* A changelog record of a week is cut in parts past this (the state
+ * topic's max.message.bytes is 16 MiB). */
+#define STATE_PART_MAX (4u << 20)
+
+/* GROUP/meta, GROUP/week/2026-W14, then GROUP/week/2026-W14/1, /2, ... for
+ * the further parts of a big week. */
+static void key_of(const tt_merger *m, int32_t week, uint32_t part, char *out,
+                   size_t size) {
         if (week == INT32_MIN) {
                 snprintf(out, size, "%s/meta", m->group);
                 return;
         }
         char name[16];
         tt_week_name(week, name, sizeof(name));
-        snprintf(out, size, "%s/week/%s", m->group, name);
+        if (part)
+                snprintf(out, size, "%s/week/%s/%u", m->group, name,
+                         (unsigned)part);
+        else
+                snprintf(out, size, "%s/week/%s", m->group, name);
 }
 
-static written *find_written(tt_merger *m, int32_t week) {
+static written *find_written(tt_merger *m, int32_t week, uint32_t part) {
         for (size_t i = 0; i < m->nw; i++)
-                if (m->w[i].week == week)
+                if (m->w[i].week == week && m->w[i].part == part)
                         return &m->w[i];
         return NULL;
 }
 
-static written *add_written(tt_merger *m, int32_t week) {
-        written *x = find_written(m, week);
+static written *add_written(tt_merger *m, int32_t week, uint32_t part) {
+        written *x = find_written(m, week, part);
         if (x)
                 return x;
         if (m->nw == m->capw) {
@@ -68,6 +80,7 @@ static written *add_written(tt_merger *m, int32_t week) {
         x = &m->w[m->nw++];
         memset(x, 0, sizeof(*x));
         x->week = week;
+        x->part = part;
         return x;
 }
 
@@ -80,9 +93,10 @@ typedef struct ckpt {
         bool dry; /* after a restore: remember hashes, write nothing */
 } ckpt;
 
-static int ckpt_put(void *opaque, int32_t week, const void *rec, size_t len) {
+static int ckpt_put(void *opaque, int32_t week, uint32_t part, const void *rec,
+                    size_t len) {
         ckpt *c = opaque;
-        written *x = add_written(c->m, week);
+        written *x = add_written(c->m, week, part);
         if (!x)
                 return TT_ERR_NOMEM;
         uint64_t h = tt_hash(rec, len);
@@ -93,7 +107,7 @@ static int ckpt_put(void *opaque, int32_t week, const void *rec, size_t len) {
         if (c->dry)
                 return TT_ERR_OK;
         char key[320];
-        key_of(c->m, week, key, sizeof(key));
+        key_of(c->m, week, part, key, sizeof(key));
         return c->put(c->opaque, key, rec, len);
 }
 
@@ -102,7 +116,7 @@ static int checkpoint(tt_merger *m, tt_merger_put_fn put, void *opaque,
         for (size_t i = 0; i < m->nw; i++)
                 m->w[i].seen = false;
         ckpt c = {m, put, opaque, dry};
-        int err = tt_engine_save(m->e, ckpt_put, &c);
+        int err = tt_engine_save(m->e, STATE_PART_MAX, ckpt_put, &c);
         if (err)
                 return err;
         size_t j = 0;
@@ -114,7 +128,7 @@ static int checkpoint(tt_merger *m, tt_merger_put_fn put, void *opaque,
                 if (dry)
                         continue;
                 char key[320];
-                key_of(m, m->w[i].week, key, sizeof(key));
+                key_of(m, m->w[i].week, m->w[i].part, key, sizeof(key));
                 if ((err = put(opaque, key, NULL, 0)))
                         return err;
         }
