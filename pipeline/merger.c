@@ -196,6 +196,50 @@ static void latest_free(latest_set *s) {
         tt_free(s->v);
 }
 
+/* A consumer with the restore's brokers and -X (security), reading
+ * uncommitted: its "high watermark" is a partition's log end. */
+static rd_kafka_t *end_consumer_new(const tt_merger_conf *c, char *errstr,
+                                    size_t errsize) {
+        const tt_kafka_prop props[] = {{"isolation.level", "read_uncommitted"},
+                                       {"group.id", "tokentally-log-end"}};
+        char why[512];
+        rd_kafka_conf_t *kc = tt_kafka_conf_new(c->props, c->nprops, c->xprops,
+                                                c->nxprops, errstr, errsize);
+        if (!kc)
+                return NULL;
+        for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
+                if (rd_kafka_conf_set(kc, props[i].name, props[i].value, why,
+                                      sizeof(why))) {
+                        rd_kafka_conf_destroy(kc);
+                        snprintf(errstr, errsize, "log end consumer: %s", why);
+                        return NULL;
+                }
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
+        if (!rk) {
+                rd_kafka_conf_destroy(kc);
+                snprintf(errstr, errsize, "log end consumer: %s", why);
+        }
+        return rk;
+}
+
+int tt_merger_log_end(const tt_merger_conf *c, const char *topic,
+                      int32_t partition, int64_t *end, char *errstr,
+                      size_t errsize) {
+        rd_kafka_t *rk = end_consumer_new(c, errstr, errsize);
+        if (!rk)
+                return TT_ERR_KAFKA;
+        int64_t lo;
+        rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
+            rk, topic, partition, &lo, end, 30000);
+        rd_kafka_destroy(rk);
+        if (kerr) {
+                snprintf(errstr, errsize, "%s: %s", topic,
+                         rd_kafka_err2str(kerr));
+                return TT_ERR_KAFKA;
+        }
+        return TT_ERR_OK;
+}
+
 /* Waits until no transaction is open on the state topic: its last stable
  * offset (what read_committed reads up to) is its log end. A merger that
  * was killed mid-transaction leaves one open until the broker aborts it
@@ -208,29 +252,9 @@ static void latest_free(latest_set *s) {
  * (none: we write the state only as the merger). */
 static int wait_stable(rd_kafka_t *rk, const tt_merger_conf *c, int64_t *hi,
                        char *errstr, size_t errsize) {
-        const tt_kafka_prop props[] = {{"isolation.level", "read_uncommitted"},
-                                       {"group.id", "tokentally-state-end"}};
-        rd_kafka_conf_t *kc = NULL;
-        char why[512];
-        /* The same brokers and -X (security) as the restore consumer, read
-         * uncommitted: its "high watermark" is the log end. */
-        if (!(kc = tt_kafka_conf_new(c->props, c->nprops, c->xprops, c->nxprops,
-                                     errstr, errsize)))
-                return TT_ERR_INVAL;
-        for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
-                if (rd_kafka_conf_set(kc, props[i].name, props[i].value, why,
-                                      sizeof(why))) {
-                        rd_kafka_conf_destroy(kc);
-                        snprintf(errstr, errsize, "state end consumer: %s",
-                                 why);
-                        return TT_ERR_INVAL;
-                }
-        rd_kafka_t *end = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
-        if (!end) {
-                rd_kafka_conf_destroy(kc);
-                snprintf(errstr, errsize, "state end consumer: %s", why);
+        rd_kafka_t *end = end_consumer_new(c, errstr, errsize);
+        if (!end)
                 return TT_ERR_KAFKA;
-        }
         int err = TT_ERR_OK;
         bool logged = false;
         for (int waited = 0;; waited += 200) {
