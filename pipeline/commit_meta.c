@@ -65,7 +65,7 @@ size_t tt_commit_meta_format(const tt_commit_meta *m, char *out, size_t size) {
                 /* ";s=" rule "~" holder "~" up to 11 digits */
                 size_t need = 3 + 2 * rl + 1 + 2 * s->holder_len + 1 + 11;
                 if (len + need + 1 > cap)
-                        break;
+                        continue; /* a shorter one after it may fit */
                 memcpy(out + len, ";s=", 3);
                 len += 3;
                 len += hex_put(out + len, s->rule, rl);
@@ -119,7 +119,8 @@ static int streak(const char *s, size_t n, tt_commit_streak *out) {
                     &rl) ||
             hex_get(a + 1, (size_t)(b - a - 1), out->holder,
                     TT_COMMIT_META_KEY_MAX, &hl) ||
-            num(b + 1, n - (size_t)(b + 1 - s), 1, INT32_MAX, &len) ||
+            num(b + 1, n - (size_t)(b + 1 - s), 1, TT_COMMIT_META_LENGTH_MAX,
+                &len) ||
             rl == 0 || memchr(out->rule, '\0', rl))
                 return -1;
         out->rule[rl] = '\0';
@@ -162,7 +163,7 @@ int tt_commit_meta_parse(const void *data, size_t len, tt_commit_meta *m) {
                         if (vl && week(v, vl, &m->closed))
                                 return -1;
                 } else if (kl == 3 && !memcmp(p, "rev", 3)) {
-                        if (num(v, vl, 0, INT32_MAX - 1, &x))
+                        if (num(v, vl, 0, TT_COMMIT_META_REVISION_MAX, &x))
                                 return -1;
                         m->revision = (int32_t)x;
                 } else if (kl == 1 && p[0] == 's') {

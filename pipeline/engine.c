@@ -317,8 +317,12 @@ static void stats_rows(tt_engine *e, tt_emit_mode mode, uint64_t n) {
 }
 
 static int derive_emit(tt_engine *e, tt_weekview *wv, tt_emit_mode mode) {
-        if (wv->quiet)
-                return TT_ERR_OK; /* engine_resume.c: no output */
+        /* engine_resume.c: a quiet week has no output; a week an earlier
+         * run made FINAL shows no PROVISIONAL rows while it is counted
+         * again (they would be lower counts at a lower revision). */
+        if (wv->quiet ||
+            (mode == TT_EMIT_PROVISIONAL && wv->reemit_revision > 0))
+                return TT_ERR_OK;
         uint64_t n;
         int err = tt_weekview_emit(wv, view_prev(e, wv), mode, e->keys, e->sink,
                                    e->opaque, e->now, &n);

@@ -12,6 +12,9 @@
  *   week: 'W' 2 | u32 week | u32 nm | nm x (bytes model, cell) |
  *         u32 no | no x (u32 origin, cell) | u8 has_view | view
  *   view: u8 dirty | u32 nrows | rows | u32 nrules | results
+ * A week may be saved as several such records (parts, tt_engine_save's
+ * max_part): each cell and row is in exactly one, the view's header in
+ * each that has the view; loading them all, in any order, restores it.
  *   row:  u8 dim | bytes model or u32 key | cell | u8 flags (1 emitted,
  *         2 changed since) | u32 revision | [cell as emitted, when both]
  * Derived fields (prev, share, rank) are recomputed at every emission, and
@@ -45,71 +48,43 @@ static int put_str(tt_buf *b, tt_str s) {
 
 /* ---- save -------------------------------------------------------------- */
 
-typedef struct cells_ctx {
+/* A week's state cut into parts of about max bytes, each a whole record
+ * of the layout above (every section present, possibly empty), so that a
+ * week of 10^6 models fits a topic's max.message.bytes: shard cells and
+ * view rows are each in exactly one part, the view's header (dirty, streak
+ * results) in every part that has rows. Sections: 0 shard model cells, 1
+ * shard origin cells, 2 view rows, 3 done. */
+typedef struct parts {
+        tt_engine *e;
         tt_buf *b;
-        uint32_t n;
+        int32_t week;
+        const tt_weekview *wv;
+        size_t max;
+        tt_engine_put_fn put;
+        void *opaque;
+        uint32_t part;
+        int section;
+        size_t count_at; /* the current section's count */
+        uint32_t count;
+        uint32_t items; /* in this part */
         int err;
-} cells_ctx;
+} parts;
 
-static void save_model(void *opaque, tt_str model, const tt_cell *c) {
-        cells_ctx *x = opaque;
-        if (!x->err)
-                x->err = tt_put_bytes(x->b, model.ptr, model.len);
-        if (!x->err)
-                x->err = tt_put_cell(x->b, c);
-        x->n++;
+static void part_start(parts *p) {
+        tt_buf *b = p->b;
+        tt_buf_reset(b);
+        int err = tt_put_u8(b, 'W');
+        err = err ? err : tt_put_u8(b, 2);
+        err = err ? err : tt_put_u32(b, (uint32_t)p->week);
+        p->count_at = b->len;
+        p->count = 0;
+        p->items = 0;
+        p->section = 0;
+        p->err = err ? err : tt_put_u32(b, 0);
 }
 
-static void save_origin(void *opaque, tt_origin o, const tt_cell *c) {
-        cells_ctx *x = opaque;
-        if (!x->err)
-                x->err = tt_put_u32(x->b, o);
-        if (!x->err)
-                x->err = tt_put_cell(x->b, c);
-        x->n++;
-}
-
-/* Writes a u32 count placeholder, the cells, then patches the count. */
-static int save_cells(tt_buf *b, const tt_shard *s, int32_t w, bool models) {
-        size_t at = b->len;
-        int err = tt_put_u32(b, 0);
-        if (err)
-                return err;
-        tt_shard_visitor v = {models ? save_model : NULL,
-                              models ? NULL : save_origin};
-        cells_ctx x = {b, 0, 0};
-        tt_shard_visit(s, w, &v, &x);
-        if (x.err)
-                return x.err;
-        tt_patch_u32(b, at, x.n);
-        return TT_ERR_OK;
-}
-
-static int save_view(tt_buf *b, const tt_engine *e, const tt_weekview *wv) {
-        int err = tt_put_u8(b, wv->dirty);
-        err = err ? err : tt_put_u32(b, wv->n);
-        for (uint32_t i = 0; !err && i < wv->n; i++) {
-                const tt_row *r = &wv->rows[i];
-                err = tt_put_u8(b, (uint8_t)tt_row_dim(r));
-                if (!err && tt_row_dim(r) == TT_DIM_MODEL) {
-                        tt_str k = tt_keytab_str(e->keys, r->key);
-                        err = tt_put_bytes(b, k.ptr, k.len);
-                } else if (!err) {
-                        err = tt_put_u32(b, r->key);
-                }
-                tt_cell c;
-                tt_ccell_get(&r->c, wv->start_ms, &c);
-                unsigned flags =
-                    r->c.spare[1] & (TT_ROW_EMITTED | TT_ROW_TOUCHED);
-                err = err ? err : tt_put_cell(b, &c);
-                err = err ? err : tt_put_u8(b, (uint8_t)flags);
-                err = err ? err : tt_put_u32(b, r->revision);
-                if (!err && flags == (TT_ROW_EMITTED | TT_ROW_TOUCHED)) {
-                        tt_weekview_emitted_cell(wv, i, &c);
-                        err = tt_put_cell(b, &c);
-                }
-        }
-        err = err ? err : tt_put_u32(b, (uint32_t)wv->nrules);
+static int put_results(tt_buf *b, const tt_weekview *wv) {
+        int err = tt_put_u32(b, (uint32_t)wv->nrules);
         for (size_t i = 0; !err && i < wv->nrules; i++) {
                 const tt_streak_result *s = &wv->streaks[i];
                 err = tt_put_u8(b, s->valid);
@@ -128,26 +103,114 @@ static int save_view(tt_buf *b, const tt_engine *e, const tt_weekview *wv) {
         return err;
 }
 
-static bool shard_has(const tt_shard *s, int32_t w) {
-        for (size_t k = 0; k < tt_shard_weeks(s); k++)
-                if (tt_shard_week_at(s, k) == w)
-                        return true;
-        return false;
+/* Closes the current section and opens the next. */
+static void part_next_section(parts *p) {
+        tt_buf *b = p->b;
+        if (p->err)
+                return;
+        tt_patch_u32(b, p->count_at, p->count);
+        int err = TT_ERR_OK;
+        if (p->section == 0) {
+                p->count_at = b->len;
+                err = tt_put_u32(b, 0);
+        } else if (p->section == 1) {
+                err = tt_put_u8(b, p->wv != NULL);
+                if (!err && p->wv) {
+                        err = tt_put_u8(b, p->wv->dirty);
+                        p->count_at = b->len;
+                        err = err ? err : tt_put_u32(b, 0);
+                }
+        } else if (p->section == 2) {
+                err = put_results(b, p->wv);
+        }
+        p->section += p->section == 1 && !p->wv ? 2 : 1;
+        p->count = 0;
+        p->err = err;
 }
 
-static int save_week(tt_engine *e, tt_buf *b, int32_t w) {
-        const tt_shard *s = e->shards[0];
-        const tt_weekview *wv = tt_engine_view_find_(e, w);
-        tt_buf_reset(b);
-        int err = tt_put_u8(b, 'W');
-        err = err ? err : tt_put_u8(b, 2);
-        err = err ? err : tt_put_u32(b, (uint32_t)w);
-        err = err ? err : save_cells(b, s, w, true);
-        err = err ? err : save_cells(b, s, w, false);
-        err = err ? err : tt_put_u8(b, wv != NULL);
-        if (!err && wv)
-                err = save_view(b, e, wv);
-        return err;
+/* Finishes the part in b (every later section empty) and hands it out. */
+static void part_flush(parts *p) {
+        while (!p->err && p->section < 3)
+                part_next_section(p);
+        if (!p->err)
+                p->err = p->put(p->opaque, p->week, p->part++, p->b->data,
+                                p->b->len);
+}
+
+/* Before an item of section sec: a new part when this one is full. */
+static void part_item(parts *p, int sec) {
+        if (p->err)
+                return;
+        if (p->b->len >= p->max && p->items) {
+                part_flush(p);
+                if (!p->err)
+                        part_start(p);
+        }
+        while (!p->err && p->section < sec)
+                part_next_section(p);
+        p->count++;
+        p->items++;
+}
+
+static void save_model(void *opaque, tt_str model, const tt_cell *c) {
+        parts *p = opaque;
+        part_item(p, 0);
+        if (!p->err)
+                p->err = tt_put_bytes(p->b, model.ptr, model.len);
+        if (!p->err)
+                p->err = tt_put_cell(p->b, c);
+}
+
+static void save_origin(void *opaque, tt_origin o, const tt_cell *c) {
+        parts *p = opaque;
+        part_item(p, 1);
+        if (!p->err)
+                p->err = tt_put_u32(p->b, o);
+        if (!p->err)
+                p->err = tt_put_cell(p->b, c);
+}
+
+static void save_row(parts *p, uint32_t i) {
+        const tt_engine *e = p->e;
+        const tt_weekview *wv = p->wv;
+        tt_buf *b = p->b;
+        part_item(p, 2);
+        if (p->err)
+                return;
+        const tt_row *r = &wv->rows[i];
+        int err = tt_put_u8(b, (uint8_t)tt_row_dim(r));
+        if (!err && tt_row_dim(r) == TT_DIM_MODEL) {
+                tt_str k = tt_keytab_str(e->keys, r->key);
+                err = tt_put_bytes(b, k.ptr, k.len);
+        } else if (!err) {
+                err = tt_put_u32(b, r->key);
+        }
+        tt_cell c;
+        tt_ccell_get(&r->c, wv->start_ms, &c);
+        unsigned flags = r->c.spare[1] & (TT_ROW_EMITTED | TT_ROW_TOUCHED);
+        err = err ? err : tt_put_cell(b, &c);
+        err = err ? err : tt_put_u8(b, (uint8_t)flags);
+        err = err ? err : tt_put_u32(b, r->revision);
+        if (!err && flags == (TT_ROW_EMITTED | TT_ROW_TOUCHED)) {
+                tt_weekview_emitted_cell(wv, i, &c);
+                err = tt_put_cell(b, &c);
+        }
+        p->err = err;
+}
+
+static int save_week(tt_engine *e, tt_buf *b, int32_t w, size_t max,
+                     tt_engine_put_fn put, void *opaque) {
+        static const tt_shard_visitor v = {save_model, save_origin};
+        parts p = {
+            e, b, w, tt_engine_view_find_(e, w), max, put, opaque, 0, 0, 0,
+            0, 0, 0};
+        part_start(&p);
+        tt_shard_visit(e->shards[0], w, &v, &p);
+        if (p.wv)
+                for (uint32_t i = 0; i < p.wv->n && !p.err; i++)
+                        save_row(&p, i);
+        part_flush(&p);
+        return p.err;
 }
 
 static int save_meta(tt_engine *e, tt_buf *b) {
@@ -174,27 +237,32 @@ static int save_meta(tt_engine *e, tt_buf *b) {
         return err;
 }
 
-int tt_engine_save(tt_engine *e, tt_engine_put_fn put, void *opaque) {
+static bool shard_has(const tt_shard *s, int32_t w) {
+        for (size_t k = 0; k < tt_shard_weeks(s); k++)
+                if (tt_shard_week_at(s, k) == w)
+                        return true;
+        return false;
+}
+
+int tt_engine_save(tt_engine *e, size_t max_part, tt_engine_put_fn put,
+                   void *opaque) {
         if (e->conf.nshards != 1)
                 return TT_ERR_INVAL; /* merger engines only */
         tt_buf b;
         tt_buf_init(&b, REC_MAX);
         int err = TT_ERR_OK;
         const tt_shard *s = e->shards[0];
-        for (size_t k = 0; !err && k < tt_shard_weeks(s); k++) {
-                int32_t w = tt_shard_week_at(s, k);
-                err = save_week(e, &b, w);
-                err = err ? err : put(opaque, w, b.data, b.len);
-        }
+        for (size_t k = 0; !err && k < tt_shard_weeks(s); k++)
+                err = save_week(e, &b, tt_shard_week_at(s, k), max_part, put,
+                                opaque);
         for (size_t i = 0; !err && i < e->nviews; i++) {
                 int32_t w = e->views[i]->week;
                 if (shard_has(s, w))
                         continue; /* saved with the shard's cells */
-                err = save_week(e, &b, w);
-                err = err ? err : put(opaque, w, b.data, b.len);
+                err = save_week(e, &b, w, max_part, put, opaque);
         }
         err = err ? err : save_meta(e, &b);
-        err = err ? err : put(opaque, NO_WEEK, b.data, b.len);
+        err = err ? err : put(opaque, NO_WEEK, 0, b.data, b.len);
         tt_buf_free(&b);
         return err;
 }
@@ -383,9 +451,12 @@ static int load_view(ld *x, int32_t w) {
         uint8_t dirty = tt_get_u8(r);
         if (dirty > 1)
                 return bad(x, "view dirty flag %u", (unsigned)dirty);
-        wv->dirty = dirty;
-        if (wv->dirty)
+        /* Every part of a week with rows repeats the view's header: a
+         * dirty part makes the week dirty, a clean one changes nothing. */
+        if (dirty) {
+                wv->dirty = true;
                 e->pending = true;
+        }
         uint32_t n = tt_get_u32(r);
         int err = TT_ERR_OK;
         for (uint32_t i = 0; !err && i < n && tt_rd_ok(r); i++)

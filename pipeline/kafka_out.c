@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tokentally/clock.h"
 #include "tokentally/err.h"
 #include "tokentally/kafka_conf.h"
 #include "tokentally/framing.h"
@@ -509,22 +510,33 @@ int tt_kafka_out_check_topics(tt_kafka_out *o, int timeout_ms, char *errstr,
                         continue;
                 rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
                 /* A broker that creates topics on first use answers
-                 * LEADER_NOT_AVAILABLE while it does: ask again. */
-                for (int t = 0; t < timeout_ms; t += 200) {
+                 * LEADER_NOT_AVAILABLE while it does: ask again, within
+                 * timeout_ms in all (each request waits at most 2 s). */
+                double t0 = tt_mono_s();
+                while ((tt_mono_s() - t0) * 1000 < timeout_ms) {
                         const struct rd_kafka_metadata *md = NULL;
-                        err = rd_kafka_metadata(o->rk, 0, o->rkt[i], &md,
-                                                timeout_ms);
-                        if (!err && md->topic_cnt == 1)
-                                err = md->topics[0].err;
+                        err = rd_kafka_metadata(o->rk, 0, o->rkt[i], &md, 2000);
+                        if (!err)
+                                err = md->topic_cnt == 1
+                                          ? md->topics[0].err
+                                          : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
                         if (md)
                                 rd_kafka_metadata_destroy(md);
-                        if (err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE)
+                        if (err != RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE &&
+                            err != RD_KAFKA_RESP_ERR__TIMED_OUT &&
+                            err != RD_KAFKA_RESP_ERR__TRANSPORT)
                                 break;
                         rd_kafka_poll(o->rk, 200);
                 }
                 if (!err)
                         continue;
                 const char *name = rd_kafka_topic_name(o->rkt[i]);
+                /* Only what the operator must mend stops the start; a
+                 * cluster that is slow or still starting is retried by
+                 * the stage as usual. */
+                bool fatal =
+                    err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                    err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED;
                 if (err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
                         snprintf(errstr, errsize,
                                  "%s topic %s does not exist on the cluster "
@@ -534,10 +546,7 @@ int tt_kafka_out_check_topics(tt_kafka_out *o, int timeout_ms, char *errstr,
                         snprintf(errstr, errsize, "%s topic %s: %s (%s)",
                                  out_name[i], name, rd_kafka_err2str(err),
                                  rd_kafka_err2name(err));
-                return err == RD_KAFKA_RESP_ERR__TIMED_OUT ||
-                               err == RD_KAFKA_RESP_ERR__TRANSPORT
-                           ? TT_ERR_RETRY
-                           : TT_ERR_KAFKA;
+                return fatal ? TT_ERR_KAFKA : TT_ERR_RETRY;
         }
         return TT_ERR_OK;
 }

@@ -2,6 +2,7 @@
  * `tokentally tail --format table` prints the same one). */
 #include "tokentally/leaderboard.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -52,11 +53,50 @@ static int grow_slots(tt_board *b) {
         return 0;
 }
 
+/* Forgets the row in *slot: backward-shift deletion in the index (no
+ * tombstones), and the last row moves into its place. */
+static void remove_row(tt_board *b, size_t *slot) {
+        size_t mask = b->nslots - 1, idx = *slot - 1;
+        size_t i = (size_t)(slot - b->slots);
+        b->slots[i] = 0;
+        for (size_t j = (i + 1) & mask; b->slots[j]; j = (j + 1) & mask) {
+                const tt_board_row *x = &b->rows[b->slots[j] - 1];
+                size_t h = (size_t)row_hash(x->week, x->dim, x->key) & mask;
+                /* It stays when its home is cyclically in (i, j]. */
+                bool stays = i < j ? (h > i && h <= j) : (h > i || h <= j);
+                if (!stays) {
+                        b->slots[i] = b->slots[j];
+                        b->slots[j] = 0;
+                        i = j;
+                }
+        }
+        size_t last = b->nrows - 1;
+        if (idx != last) {
+                b->rows[idx] = b->rows[last];
+                *row_slot(b, b->rows[idx].week, b->rows[idx].dim,
+                          b->rows[idx].key) = idx + 1;
+        }
+        b->nrows--;
+}
+
 int tt_board_rollup(void *opaque, const tt_rollup *r) {
         tt_board *b = opaque;
         char key[260];
         cpy(key, sizeof(key), r->key);
         b->rollups++;
+        /* Only the top models are printed: a week of a million models keeps
+         * TT_BOARD_TOP_MODELS rows, not a million. The latest record of a
+         * key carries its rank, and a revision that moves ranks re-emits
+         * every row whose rank changed, so the rows kept are exactly the
+         * models whose latest rank is within the top. */
+        if (r->dimension == TT_DIM_MODEL && r->rank > TT_BOARD_TOP_MODELS) {
+                if (b->nslots) {
+                        size_t *slot = row_slot(b, r->week, r->dimension, key);
+                        if (*slot)
+                                remove_row(b, slot);
+                }
+                return 0;
+        }
         if ((b->nrows + 1) * 2 > b->nslots && grow_slots(b))
                 return -1;
         size_t *slot = row_slot(b, r->week, r->dimension, key);
@@ -199,7 +239,7 @@ static void print_weeks(FILE *f, const tt_board *b, const char *last,
         if (flags & TT_BOARD_DETAIL)
                 print_detail(f, b, last);
         fprintf(f, "\nTop models of %s\n", last);
-        for (int r = 1; r <= 5; r++) {
+        for (int r = 1; r <= TT_BOARD_TOP_MODELS; r++) {
                 const tt_board_row *x = find(b, last, TT_DIM_MODEL, r);
                 if (!x)
                         break;

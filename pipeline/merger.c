@@ -21,6 +21,7 @@
  * tell whether it changed. */
 typedef struct written {
         int32_t week; /* INT32_MIN: meta */
+        uint32_t part;
         uint64_t hash;
         bool seen; /* still held at this checkpoint */
 } written;
@@ -36,25 +37,36 @@ tt_engine *tt_merger_engine(tt_merger *m) {
         return m->e;
 }
 
-static void key_of(const tt_merger *m, int32_t week, char *out, size_t size) {
+/* A changelog record of a week is cut in parts past this (the state
+ * topic's max.message.bytes is 16 MiB). */
+#define STATE_PART_MAX (4u << 20)
+
+/* GROUP/meta, GROUP/week/2026-W14, then GROUP/week/2026-W14/1, /2, ... for
+ * the further parts of a big week. */
+static void key_of(const tt_merger *m, int32_t week, uint32_t part, char *out,
+                   size_t size) {
         if (week == INT32_MIN) {
                 snprintf(out, size, "%s/meta", m->group);
                 return;
         }
         char name[16];
         tt_week_name(week, name, sizeof(name));
-        snprintf(out, size, "%s/week/%s", m->group, name);
+        if (part)
+                snprintf(out, size, "%s/week/%s/%u", m->group, name,
+                         (unsigned)part);
+        else
+                snprintf(out, size, "%s/week/%s", m->group, name);
 }
 
-static written *find_written(tt_merger *m, int32_t week) {
+static written *find_written(tt_merger *m, int32_t week, uint32_t part) {
         for (size_t i = 0; i < m->nw; i++)
-                if (m->w[i].week == week)
+                if (m->w[i].week == week && m->w[i].part == part)
                         return &m->w[i];
         return NULL;
 }
 
-static written *add_written(tt_merger *m, int32_t week) {
-        written *x = find_written(m, week);
+static written *add_written(tt_merger *m, int32_t week, uint32_t part) {
+        written *x = find_written(m, week, part);
         if (x)
                 return x;
         if (m->nw == m->capw) {
@@ -68,6 +80,7 @@ static written *add_written(tt_merger *m, int32_t week) {
         x = &m->w[m->nw++];
         memset(x, 0, sizeof(*x));
         x->week = week;
+        x->part = part;
         return x;
 }
 
@@ -80,9 +93,10 @@ typedef struct ckpt {
         bool dry; /* after a restore: remember hashes, write nothing */
 } ckpt;
 
-static int ckpt_put(void *opaque, int32_t week, const void *rec, size_t len) {
+static int ckpt_put(void *opaque, int32_t week, uint32_t part, const void *rec,
+                    size_t len) {
         ckpt *c = opaque;
-        written *x = add_written(c->m, week);
+        written *x = add_written(c->m, week, part);
         if (!x)
                 return TT_ERR_NOMEM;
         uint64_t h = tt_hash(rec, len);
@@ -93,7 +107,7 @@ static int ckpt_put(void *opaque, int32_t week, const void *rec, size_t len) {
         if (c->dry)
                 return TT_ERR_OK;
         char key[320];
-        key_of(c->m, week, key, sizeof(key));
+        key_of(c->m, week, part, key, sizeof(key));
         return c->put(c->opaque, key, rec, len);
 }
 
@@ -102,7 +116,7 @@ static int checkpoint(tt_merger *m, tt_merger_put_fn put, void *opaque,
         for (size_t i = 0; i < m->nw; i++)
                 m->w[i].seen = false;
         ckpt c = {m, put, opaque, dry};
-        int err = tt_engine_save(m->e, ckpt_put, &c);
+        int err = tt_engine_save(m->e, STATE_PART_MAX, ckpt_put, &c);
         if (err)
                 return err;
         size_t j = 0;
@@ -114,7 +128,7 @@ static int checkpoint(tt_merger *m, tt_merger_put_fn put, void *opaque,
                 if (dry)
                         continue;
                 char key[320];
-                key_of(m, m->w[i].week, key, sizeof(key));
+                key_of(m, m->w[i].week, m->w[i].part, key, sizeof(key));
                 if ((err = put(opaque, key, NULL, 0)))
                         return err;
         }
@@ -182,6 +196,50 @@ static void latest_free(latest_set *s) {
         tt_free(s->v);
 }
 
+/* A consumer with the restore's brokers and -X (security), reading
+ * uncommitted: its "high watermark" is a partition's log end. */
+static rd_kafka_t *end_consumer_new(const tt_merger_conf *c, char *errstr,
+                                    size_t errsize) {
+        const tt_kafka_prop props[] = {{"isolation.level", "read_uncommitted"},
+                                       {"group.id", "tokentally-log-end"}};
+        char why[512];
+        rd_kafka_conf_t *kc = tt_kafka_conf_new(c->props, c->nprops, c->xprops,
+                                                c->nxprops, errstr, errsize);
+        if (!kc)
+                return NULL;
+        for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
+                if (rd_kafka_conf_set(kc, props[i].name, props[i].value, why,
+                                      sizeof(why))) {
+                        rd_kafka_conf_destroy(kc);
+                        snprintf(errstr, errsize, "log end consumer: %s", why);
+                        return NULL;
+                }
+        rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
+        if (!rk) {
+                rd_kafka_conf_destroy(kc);
+                snprintf(errstr, errsize, "log end consumer: %s", why);
+        }
+        return rk;
+}
+
+int tt_merger_log_end(const tt_merger_conf *c, const char *topic,
+                      int32_t partition, int64_t *end, char *errstr,
+                      size_t errsize) {
+        rd_kafka_t *rk = end_consumer_new(c, errstr, errsize);
+        if (!rk)
+                return TT_ERR_KAFKA;
+        int64_t lo;
+        rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
+            rk, topic, partition, &lo, end, 30000);
+        rd_kafka_destroy(rk);
+        if (kerr) {
+                snprintf(errstr, errsize, "%s: %s", topic,
+                         rd_kafka_err2str(kerr));
+                return TT_ERR_KAFKA;
+        }
+        return TT_ERR_OK;
+}
+
 /* Waits until no transaction is open on the state topic: its last stable
  * offset (what read_committed reads up to) is its log end. A merger that
  * was killed mid-transaction leaves one open until the broker aborts it
@@ -194,29 +252,9 @@ static void latest_free(latest_set *s) {
  * (none: we write the state only as the merger). */
 static int wait_stable(rd_kafka_t *rk, const tt_merger_conf *c, int64_t *hi,
                        char *errstr, size_t errsize) {
-        const tt_kafka_prop props[] = {{"isolation.level", "read_uncommitted"},
-                                       {"group.id", "tokentally-state-end"}};
-        rd_kafka_conf_t *kc = NULL;
-        char why[512];
-        /* The same brokers and -X (security) as the restore consumer, read
-         * uncommitted: its "high watermark" is the log end. */
-        if (!(kc = tt_kafka_conf_new(c->props, c->nprops, c->xprops, c->nxprops,
-                                     errstr, errsize)))
-                return TT_ERR_INVAL;
-        for (size_t i = 0; i < sizeof(props) / sizeof(props[0]); i++)
-                if (rd_kafka_conf_set(kc, props[i].name, props[i].value, why,
-                                      sizeof(why))) {
-                        rd_kafka_conf_destroy(kc);
-                        snprintf(errstr, errsize, "state end consumer: %s",
-                                 why);
-                        return TT_ERR_INVAL;
-                }
-        rd_kafka_t *end = rd_kafka_new(RD_KAFKA_CONSUMER, kc, why, sizeof(why));
-        if (!end) {
-                rd_kafka_conf_destroy(kc);
-                snprintf(errstr, errsize, "state end consumer: %s", why);
+        rd_kafka_t *end = end_consumer_new(c, errstr, errsize);
+        if (!end)
                 return TT_ERR_KAFKA;
-        }
         int err = TT_ERR_OK;
         bool logged = false;
         for (int waited = 0;; waited += 200) {

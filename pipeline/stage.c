@@ -103,6 +103,11 @@ typedef struct stage {
         _Atomic int32_t skip_below;
         int32_t resume_closed; /* the newest week an earlier run closed */
         int32_t resume_rev;    /* the highest revision it emitted, -1 */
+        /* The newest of the partitions' metadata (greatest oldest, then
+         * end): its streaks seed the engine, and are handed on by commits
+         * made before this run has closed that week itself. */
+        tt_commit_meta resume_meta;
+        bool have_resume_meta;
         bool first_assign_done;
         bool assigned_any;
         _Atomic int err;
@@ -336,7 +341,7 @@ static void handle_front(worker *w, const rd_kafka_message_t *m, ppart *pp,
                 bump(&w->forwarded);
         } else if (tt_engine_count(st->e, (uint32_t)w->id, week, ev)) {
                 dead(w, m, TT_REASON_KEY_LIMIT,
-                     "more than the distinct models one shard holds");
+                     "more than --max-keys distinct models this week");
                 return;
         } else {
                 bump(&w->accepted);
@@ -471,8 +476,8 @@ count:
                         }
                 } else if (tt_engine_count(st->e, (uint32_t)w->id, week, &ev)) {
                         snprintf(detail, sizeof(detail),
-                                 "more than the distinct models one shard "
-                                 "holds");
+                                 "more than --max-keys distinct models this "
+                                 "week");
                         r = TT_REASON_KEY_LIMIT;
                 }
         }
@@ -554,6 +559,20 @@ static void commit_meta_fill(const stage *st, int32_t keep,
             es.max_revision > st->resume_rev ? es.max_revision : st->resume_rev;
         if (cm->revision < 0)
                 cm->revision = 0;
+        if (cm->revision > TT_COMMIT_META_REVISION_MAX)
+                cm->revision = TT_COMMIT_META_REVISION_MAX;
+        tt_str h0;
+        int32_t l0;
+        const tt_commit_meta *r = &st->resume_meta;
+        if (st->have_resume_meta && keep == r->oldest &&
+            !tt_engine_streak_at(st->e, keep - 1, 0, &h0, &l0)) {
+                /* That week not closed again yet in this run: hand on
+                 * the streaks that came with it. */
+                cm->nstreaks = r->nstreaks;
+                memcpy(cm->streaks, r->streaks,
+                       r->nstreaks * sizeof(r->streaks[0]));
+                return;
+        }
         for (size_t i = 0; i < tt_engine_rules(st->e) &&
                            cm->nstreaks < TT_COMMIT_META_STREAKS;
              i++) {
@@ -568,7 +587,9 @@ static void commit_meta_fill(const stage *st, int32_t keep,
                 snprintf(s->rule, sizeof(s->rule), "%s", rule);
                 memcpy(s->holder, h.ptr, h.len);
                 s->holder_len = h.len;
-                s->length = len;
+                s->length = len < TT_COMMIT_META_LENGTH_MAX
+                                ? len
+                                : TT_COMMIT_META_LENGTH_MAX;
         }
 }
 
@@ -577,6 +598,13 @@ static void commit_meta_fill(const stage *st, int32_t keep,
 static rd_kafka_topic_partition_list_t *
 commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only) {
         int32_t keep = oldest_kept(st);
+        /* A restarted run still catching up (its watermark behind where
+         * the earlier one stopped, or unknown) hands on what it was
+         * given, never less: the next run must skip, re-read quietly and
+         * refuse exactly what this one does. */
+        int32_t skip = atomic_load(&st->skip_below);
+        if (skip != INT32_MIN && (keep == INT32_MIN || keep < skip))
+                keep = skip;
         /* The week before the oldest kept one is read again too (see
          * commit_meta.h): the oldest needs its prev_tokens. */
         int32_t reread = keep == INT32_MIN ? INT32_MIN : keep - 1;
@@ -607,7 +635,9 @@ commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only) {
                 t->offset = c;
                 if (keep != INT32_MIN) {
                         char meta[TT_COMMIT_META_MAX + 1];
-                        cm.end = pp->next_offset;
+                        cm.end = pp->next_offset > pp->replay_end
+                                     ? pp->next_offset
+                                     : pp->replay_end;
                         size_t n =
                             tt_commit_meta_format(&cm, meta, sizeof(meta));
                         if (n && (t->metadata = strdup(meta)))
@@ -665,6 +695,13 @@ static bool publish(stage *st) {
         l->merger = st->merger != NULL;
         l->watermark_ms = wm;
         pthread_mutex_unlock(&l->mu);
+        if (es.key_limit_events > old.key_limit_events)
+                /* An operator's bound, never a silent one. */
+                TT_LOG(TT_LOG_WARN,
+                       "--max-keys reached: events of further models are "
+                       "dead letters key_limit",
+                       TT_KV_I("max_keys", es.max_keys),
+                       TT_KV_I("key_limit_events", es.key_limit_events));
         if (es.weeks_closed > old.weeks_closed) {
                 char name[16];
                 tt_week_name(tt_engine_closed_through(pe), name, sizeof(name));
@@ -757,16 +794,16 @@ static void merger_start(stage *st) {
          * close every week before this run's counts arrived (issue 9,
          * defect 2). Fronts at their end repeat the report every cycle, so
          * the ones from before our start can be ignored. */
-        int64_t lo = -1, hi = -1;
-        rd_kafka_resp_err_t kerr = rd_kafka_query_watermark_offsets(
-            st->rk, st->partials, 0, &lo, &hi, 10000);
-        if (kerr) {
+        /* The log end, not the last stable offset: a report committed
+         * after a dead instance's open transaction sits above the LSO and
+         * would pass for fresh. */
+        int64_t end = -1;
+        if (tt_merger_log_end(&mc, st->partials, 0, &end, why, sizeof(why))) {
                 st->retry = true;
-                fail(st, TT_ERR_RETRY, "partials topic end: %s",
-                     rd_kafka_err2str(kerr));
+                fail(st, TT_ERR_RETRY, "partials topic end: %s", why);
                 return;
         }
-        st->eof_from = hi;
+        st->eof_from = end;
         tt_engine_stats es;
         tt_engine_get_stats(tt_merger_engine(st->merger), &es);
         st->committed_stats = es;
@@ -1121,8 +1158,10 @@ static int wait_leaders(rd_kafka_t *rk, const char *topic, int timeout_ms,
                 const struct rd_kafka_metadata *md = NULL;
                 rd_kafka_resp_err_t err =
                     rd_kafka_metadata(rk, 0, rkt, &md, 5000);
-                if (!err && md->topic_cnt == 1)
-                        err = md->topics[0].err;
+                if (!err)
+                        err = md->topic_cnt == 1
+                                  ? md->topics[0].err
+                                  : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC;
                 if (!err) {
                         const rd_kafka_metadata_topic_t *t = &md->topics[0];
                         ok = t->partition_cnt > 0;
@@ -1176,7 +1215,10 @@ static int64_t group_applied(stage *st) {
  * are in the topic) but would report a backfill done before its rows
  * exist (issue 9, defects 1 and 2). Nobody applying our records for
  * MERGER_WAIT_MS is a failure, not a silent exit. */
-#define MERGER_WAIT_MS 60000
+/* Past a merger's recovery: its session timeout (45 s by default, when a
+ * static member died), the restore's wait for a stable changelog (45 s)
+ * and the restore itself. */
+#define MERGER_WAIT_MS 180000
 static bool eos_finished(stage *st, int64_t now) {
         bool own_done = st->eof_committed || now - st->unassigned_since >= 5000;
         if (!own_done) {
@@ -1426,11 +1468,14 @@ static bool restore_replay_line(stage *st,
                 st->resume_closed = cm.closed;
         if (cm.revision > st->resume_rev)
                 st->resume_rev = cm.revision;
-        for (size_t i = 0; i < cm.nstreaks; i++)
-                if (tt_engine_resume_streak(
-                        st->e, cm.streaks[i].rule, cm.streaks[i].holder,
-                        cm.streaks[i].holder_len, cm.streaks[i].length))
-                        fail(st, TT_ERR_NOMEM, "%s", "out of memory");
+        /* A partition that read nothing in a run keeps an older commit
+         * (older oldest, older streaks): only the newest one's streaks
+         * describe the week before the oldest kept one. */
+        tt_commit_meta *r = &st->resume_meta;
+        if (!st->have_resume_meta || cm.oldest > r->oldest ||
+            (cm.oldest == r->oldest && cm.end > r->end))
+                *r = cm;
+        st->have_resume_meta = true;
         return true;
 }
 
@@ -1576,9 +1621,19 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
                 for (int i = 0; i < c->cnt; i++)
                         resume |= restore_replay_line(st, &c->elems[i]);
                 int32_t skip = atomic_load(&st->skip_below);
-                if (resume && skip != INT32_MIN)
+                if (resume && skip != INT32_MIN) {
                         tt_engine_resume(st->e, skip - 1, st->resume_closed,
                                          st->resume_rev + 1);
+                        const tt_commit_meta *r = &st->resume_meta;
+                        for (size_t i = 0; i < r->nstreaks; i++)
+                                if (tt_engine_resume_streak(
+                                        st->e, r->streaks[i].rule,
+                                        r->streaks[i].holder,
+                                        r->streaks[i].holder_len,
+                                        r->streaks[i].length))
+                                        fail(st, TT_ERR_NOMEM, "%s",
+                                             "out of memory");
+                }
         }
         if (reset && (st->eos ? have_c : !st->first_assign_done))
                 start_positions(st, parts, st->eos ? c : NULL);

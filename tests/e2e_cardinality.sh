@@ -2,16 +2,17 @@
 # End to end at high cardinality (issue 11): 12 weeks of the same 100,000
 # models (one request per model and week), then one week of 1,000,000
 # distinct models, replayed with the defaults (no --max-keys): no dead
-# letter, and every WeeklyRollup equal to an independent recount done here in
-# awk and sort from the input file (tokens, prompt/completion tokens,
-# requests, origin, prev_tokens, growth, share and rank: exact, as doubles
-# compare equal), with no row missing or extra. Then --max-keys: the events
-# of the models past the bound are dead letters key_limit with their bytes.
+# letter, and every WeeklyRollup, in the order written, equal to an
+# independent recount done here in Python from the input file (tokens,
+# prompt/completion tokens, requests, origin, prev_tokens, growth, share
+# and rank: exact, as doubles compare equal), with no row missing or extra.
+# Then --max-keys: the events of the models past the bound are dead letters
+# key_limit with their bytes.
 set -euo pipefail
 T=${TT_BINARY:-build/tokentally}
 SRC=${TT_SOURCE_DIR:-.}
 PY=/usr/bin/python3
-export LC_ALL=C # sort and awk compare keys as bytes, as the rank tie-break
+export LC_ALL=C
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -24,83 +25,85 @@ if [ -s "$tmp/out/dead-letters.jsonl" ]; then
   exit 1
 fi
 
-# The recount. Cells by (week, dimension, key): prompt, completion,
-# requests, and the origin of the latest event (ties: the larger code).
-# Weeks are named from 2026-W01's Monday; the input stays within 2026.
-awk -v OFS='\t' '
-function num(name,  i) {
-  i = index($0, "\"" name "\":")
-  if (!i) { print "bad input line " NR > "/dev/stderr"; exit 1 }
-  return substr($0, i + length(name) + 3) + 0
-}
-function str(name,  i, s) {
-  i = index($0, "\"" name "\":\"")
-  if (!i) return ""
-  s = substr($0, i + length(name) + 4)
-  return substr(s, 1, index(s, "\"") - 1)
-}
-function add(k, p, c, t, o) {
-  P[k] += p; C[k] += c; R[k]++
-  if (!(k in LT) || t > LT[k] || (t == LT[k] && o > LO[k])) { LT[k] = t; LO[k] = o }
-}
-FNR == NR { # the origin map: "author": "CC",
-  if (split($0, f, "\"") >= 4) map[f[2]] = f[4]
-  next
-}
+# tokentally's rows as text (numbers read and printed the same way as the
+# recount prints them), in the order written. The line is split at ':' and
+# ',' (no key or value here has them): names and values alternate, in the
+# schema's field order, which is checked.
+awk -F '[:,]' '
+function n(s) { return s == "null" ? s : sprintf("%.0f", s + 0) }
+function d(s) { return s == "null" ? s : sprintf("%.17g", s + 0) }
 {
-  t = num("event_time"); m = str("model"); o = str("origin")
-  if (o == "") { a = substr(m, 1, index(m, "/") - 1); o = (a in map) ? map[a] : "ZZ" }
-  w = int((t - 1766966400000) / 604800000) + 1
-  if (t < 1766966400000 || w > 53) { print "outside 2026: " t > "/dev/stderr"; exit 1 }
-  p = num("prompt_tokens"); c = num("completion_tokens")
-  add(w SUBSEP "MODEL" SUBSEP m, p, c, t, o)
-  add(w SUBSEP "ORIGIN" SUBSEP o, p, c, t, o)
-  add(w SUBSEP "TOTAL" SUBSEP "*", p, c, t, o)
-}
-END {
-  for (k in R) {
-    split(k, f, SUBSEP)
-    printf "%d\t%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%s\n", f[1], f[2], f[3],
-      P[k] + C[k], P[k], C[k], R[k], f[2] == "MODEL" ? LO[k] : "null"
-  }
-}' "$SRC/schemas/origins.json" "$tmp/in.jsonl" > "$tmp/cells"
+  if ($1 != "{\"week\"" || $11 != "\"tokens\"" || $25 != "\"rank\"" ||
+      $29 != "\"revision\"") { print "unexpected row: " $0 > "/dev/stderr"; exit 1 }
+  gsub(/"/, "")
+  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", $2, $6, $8,
+    n($12), n($14), n($16), n($18), $10, n($20), d($22), d($24), $26, $28, $30
+}' "$tmp/out/rollups.jsonl" > "$tmp/actual" &
+actual=$!
 
-# Rank within (week, dimension): tokens descending, then key in byte order;
-# share of the week's TOTAL; prev_tokens: the same key the week before.
-sort -t "$(printf '\t')" -k1,1n -k2,2 -k4,4nr -k3,3 "$tmp/cells" > "$tmp/ranked"
-awk -F '\t' '
-FNR == NR { tok[$1, $2, $3] = $4; if ($2 == "TOTAL") total[$1] = $4; next }
-{
-  key = $1 SUBSEP $2
-  rank = key == last ? rank + 1 : 1; last = key
-  pk = ($1 - 1) SUBSEP $2 SUBSEP $3
-  prev = (pk in tok) ? tok[pk] : "null"
-  growth = prev == "null" || prev == 0 ? "null" : sprintf("%.17g", ($4 - prev) / prev * 100)
-  share = total[$1] ? sprintf("%.17g", $4 * 100 / total[$1]) : "0"
-  printf "2026-W%02d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\tFINAL\t0\n",
-    $1, $2, $3, $4, $5, $6, $7, $8, prev == "null" ? prev : sprintf("%.0f", prev),
-    growth, share, rank
-}' "$tmp/cells" "$tmp/ranked" | sort > "$tmp/expected"
-
-# tokentally's rows in the same form (numbers read and printed the same way).
-awk '
-function raw(name,  i, s) {
-  i = index($0, "\"" name "\":")
-  s = substr($0, i + length(name) + 3)
-  return substr(s, 1, match(s, /[,}]/) - 1)
-}
-function str(name,  s) { s = raw(name); return s == "null" ? s : substr(s, 2, length(s) - 2) }
-function int_or_null(name,  s) { s = raw(name); return s == "null" ? s : sprintf("%.0f", s + 0) }
-function dbl_or_null(name,  s) { s = raw(name); return s == "null" ? s : sprintf("%.17g", s + 0) }
-{
-  printf "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-    str("week"), str("dimension"), str("key"), int_or_null("tokens"),
-    int_or_null("prompt_tokens"), int_or_null("completion_tokens"),
-    int_or_null("requests"), str("origin"), int_or_null("prev_tokens"),
-    dbl_or_null("wow_growth_pct"), dbl_or_null("share_pct"), raw("rank"),
-    str("status"), raw("revision")
-}' "$tmp/out/rollups.jsonl" | sort > "$tmp/actual"
-
+# The recount, from the input file alone, in the order rows are written
+# (weeks in order; TOTAL, ORIGIN by rank, MODEL by rank): cells by (week,
+# dimension, key), the origin of a model's latest event (ties: the larger
+# code), rank by tokens then key bytes, share of the week's total, prev and
+# growth from the week before. Python's float arithmetic on these integers
+# is the IEEE arithmetic of SPEC §4's formulas, and %.17g is exact.
+$PY - "$SRC/schemas/origins.json" "$tmp/in.jsonl" > "$tmp/expected" <<'PYEOF'
+import json, sys, datetime
+amap = json.load(open(sys.argv[1]))
+M, O, T = {}, {}, {}
+WEEK, MONDAY = 604800000, 345600000  # 1970-01-05 was a Monday
+for line in open(sys.argv[2]):
+    # {"request_id":"r","event_time":T,"model":"m"[,"origin":"o"],
+    #  "prompt_tokens":P,"completion_tokens":C}, split at its quotes
+    f = line.split('"')
+    if f[5] != "event_time" or f[7] != "model":
+        sys.exit("bad input line: " + line)
+    t, m = int(f[6][1:-1]), f[9]
+    if f[11] == "origin":
+        o, p, c = f[13], int(f[16][1:-1]), int(f[18][1:-2])
+    else:
+        o = amap.get(m.split("/", 1)[0], "ZZ")
+        p, c = int(f[12][1:-1]), int(f[14][1:-2])
+    w = (t - MONDAY) // WEEK
+    x = M.get((w, m))
+    if x is None:
+        M[(w, m)] = [p, c, 1, t, o]
+    else:
+        x[0] += p; x[1] += c; x[2] += 1
+        if t > x[3] or (t == x[3] and o > x[4]):
+            x[3], x[4] = t, o
+    for d, k in ((O, (w, o)), (T, (w, "*"))):
+        x = d.get(k)
+        if x is None:
+            d[k] = [p, c, 1]
+        else:
+            x[0] += p; x[1] += c; x[2] += 1
+tok = lambda x: x[0] + x[1]
+name = {}
+for w in {k[0] for k in T}:
+    y, n, _ = datetime.datetime.fromtimestamp(
+        (w * WEEK + MONDAY) / 1000, datetime.timezone.utc).isocalendar()
+    name[w] = "%04d-W%02d" % (y, n)
+out = []
+for w in sorted(name):
+    total = tok(T[(w, "*")])
+    for dim, cells in (("TOTAL", T), ("ORIGIN", O), ("MODEL", M)):
+        rows = sorted(((-tok(x), k[1].encode(), k[1], x)
+                       for k, x in cells.items() if k[0] == w))
+        for rank, (_, _, key, x) in enumerate(rows, 1):
+            v = tok(x)
+            px = cells.get((w - 1, key))
+            prev = "null" if px is None else str(tok(px))
+            growth = "null" if px is None or tok(px) == 0 else \
+                "%.17g" % ((v - tok(px)) / tok(px) * 100)
+            share = "%.17g" % (v * 100.0 / total) if total else "0"
+            origin = x[4] if dim == "MODEL" else "null"
+            out.append("%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t%d\tFINAL\t0\n"
+                       % (name[w], dim, key, v, x[0], x[1], x[2], origin, prev,
+                          growth, share, rank))
+sys.stdout.write("".join(out))
+PYEOF
+wait "$actual"
 if ! cmp -s "$tmp/expected" "$tmp/actual"; then
   echo "FAIL: rows differ from the recount (< recount, > tokentally):" >&2
   diff "$tmp/expected" "$tmp/actual" | head -10 >&2

@@ -96,6 +96,8 @@ START_TEST(test_rejects) {
             "tokentally:v1:oldest=2026-W03;end=9999999999999999999",
             "tokentally:v1:oldest=2026-W03;end=",
             "tokentally:v1:oldest=2026-W03;rev=2147483647",
+            "tokentally:v1:oldest=2026-W03;rev=1000000001",
+            "tokentally:v1:oldest=2026-W03;s=6162~434e~5301",
             "tokentally:v1:oldest=2026-W03;closed=W14",
             "tokentally:v1:oldest=2026-W03;what=1",
             "tokentally:v1:oldest=2026-W03;end",
@@ -141,13 +143,16 @@ START_TEST(test_streaks_that_do_not_fit) {
                 m.streaks[i].holder_len = 512;
                 m.streaks[i].length = (int32_t)i + 1;
         }
+        /* the last one is short: it fits after those that did not */
+        m.streaks[m.nstreaks - 1].holder_len = 2;
         char buf[TT_COMMIT_META_MAX + 1];
         size_t n = tt_commit_meta_format(&m, buf, sizeof(buf));
         ck_assert_uint_le(n, TT_COMMIT_META_MAX);
         tt_commit_meta b;
         ck_assert_int_eq(tt_commit_meta_parse(buf, n, &b), 0);
-        ck_assert_uint_eq(b.nstreaks, 3);
+        ck_assert_uint_eq(b.nstreaks, 4);
         ck_assert_int_eq(b.streaks[2].length, 3);
+        ck_assert_int_eq(b.streaks[3].length, TT_COMMIT_META_STREAKS);
 }
 END_TEST
 

@@ -51,11 +51,25 @@ START_TEST(test_resume) {
         ck_assert_int_eq(
             tt_engine_resume_streak(e, "leader:origin", "CN", 2, 7), 0);
         ck_assert_int_eq(tt_engine_resume_streak(e, "no:such", "x", 1, 2), 0);
-        for (int i = -1; i <= 2; i++) {
+        /* Weeks arrive in order, so each closes as the next begins; all
+         * are open at first. While they are counted again, PROVISIONAL
+         * rows come only for a week the earlier run had not closed. */
+        offer_ok(e, mkev("deepseek/v3", NULL, W13 - WEEK + HOUR, 99, 0));
+        offer_ok(e, mkev("openai/gpt", NULL, W13 - WEEK + HOUR, 50, 0));
+        offer_ok(e, mkev("deepseek/v3", NULL, W13 + HOUR, 100, 0));
+        offer_ok(e, mkev("openai/gpt", NULL, W13 + 2 * HOUR, 50, 0));
+        ck_assert_int_eq(tt_engine_emit_provisional(e, 0), 0);
+        ck_assert_uint_eq(rc.nrows, 0); /* W12 quiet and closed, W13 */
+        for (int i = 1; i <= 2; i++) {
                 int64_t t = W13 + i * WEEK + HOUR;
                 offer_ok(e, mkev("deepseek/v3", NULL, t, 100 + i, 0));
                 offer_ok(e, mkev("openai/gpt", NULL, t, 50, 0));
         }
+        size_t before = rc.nrows;
+        ck_assert_int_eq(tt_engine_emit_provisional(e, 0), 0);
+        ck_assert_uint_eq(rc.nrows, before + 5); /* W15: TOTAL, 2+2 */
+        for (size_t i = before; i < rc.nrows; i++)
+                ck_assert_str_eq(rc.rows[i].r.week, "2026-W15");
         ck_assert_int_eq(tt_engine_close_all(e, 0), 0);
         /* W12 (quiet): nothing, neither rows nor streaks. */
         ck_assert_ptr_null(latest(&rc, "2026-W12", TT_DIM_TOTAL, "*"));

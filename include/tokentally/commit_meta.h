@@ -23,6 +23,11 @@
 #define TT_COMMIT_META_MAX 4000
 #define TT_COMMIT_META_STREAKS 16
 #define TT_COMMIT_META_KEY_MAX 512
+/* Bounds far below INT32_MAX, so that the next run's "+ 1"s cannot
+ * overflow: no streak is longer than the weeks of 2000-2099, and a billion
+ * revisions is more than any run emits. */
+#define TT_COMMIT_META_LENGTH_MAX 5300
+#define TT_COMMIT_META_REVISION_MAX 1000000000
 
 typedef struct tt_commit_streak {
         char rule[TT_COMMIT_META_KEY_MAX + 1];

@@ -200,12 +200,16 @@ tt_reason tt_engine_offer_forwarded(tt_engine *e, const tt_event *ev,
                                     size_t detail_size);
 
 /* Merger state for the changelog (engine_state.c). tt_engine_save calls
- * put once per week held (week index, its record) and once for the
- * meta record (week NO_WEEK = INT32_MIN); records are self-contained.
- * tt_engine_load applies one record to a fresh engine, in any order. */
-typedef int (*tt_engine_put_fn)(void *opaque, int32_t week, const void *rec,
-                                size_t len);
-int tt_engine_save(tt_engine *e, tt_engine_put_fn put, void *opaque);
+ * put for each week held (week index) and once for the meta record (week
+ * NO_WEEK = INT32_MIN); a week's state comes in parts 0, 1, ... of about
+ * max_part bytes each (one part unless the week is bigger), so that a week
+ * of 10^6 models fits a topic's max.message.bytes. Records are
+ * self-contained: tt_engine_load applies one record (any part) to a fresh
+ * engine, in any order. */
+typedef int (*tt_engine_put_fn)(void *opaque, int32_t week, uint32_t part,
+                                const void *rec, size_t len);
+int tt_engine_save(tt_engine *e, size_t max_part, tt_engine_put_fn put,
+                   void *opaque);
 int tt_engine_load(tt_engine *e, const void *rec, size_t len, char *errstr,
                    size_t errsize);
 

@@ -94,8 +94,9 @@ void tt_kafka_out_track(tt_kafka_out *o, const char *topic);
 int64_t tt_kafka_out_tracked(tt_kafka_out *o);
 /* Asks the cluster about every configured output topic (up to timeout_ms
  * each): TT_ERR_KAFKA with "... topic X does not exist on the cluster" when
- * one is missing or otherwise refused, TT_ERR_RETRY when the cluster did
- * not answer, TT_ERR_OK when all have leaders. */
+ * one is missing (or we may not use it), TT_ERR_RETRY for anything else
+ * (no answer, no leader yet: the caller goes on), TT_ERR_OK when all have
+ * leaders. */
 int tt_kafka_out_check_topics(tt_kafka_out *o, int timeout_ms, char *errstr,
                               size_t errsize);
 

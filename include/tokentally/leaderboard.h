@@ -1,5 +1,6 @@
 /* A leaderboard of the output records: the latest WeeklyRollup of every
- * (week, dimension, key) and the latest StreakChange of every (rule, week),
+ * (week, dimension, key) -- of the models, only those ranked within the top
+ * TT_BOARD_TOP_MODELS -- and the latest StreakChange of every (rule, week),
  * printed as tokens by origin for the last weeks (growth, share), the top
  * models and the streaks of the newest week. Fed as a tt_sink (the demo's
  * tee) or record by record (`tokentally tail --format table`). */
@@ -10,6 +11,9 @@
 #include <stdio.h>
 
 #include "tokentally/rollup.h"
+
+/* MODEL rows kept and printed per week: the top ones by rank. */
+#define TT_BOARD_TOP_MODELS 5
 
 typedef struct tt_board_row {
         char week[16];

@@ -46,6 +46,13 @@ tt_merger *tt_merger_new(const tt_merger_conf *conf, const tt_sink *sink,
                          char *errstr, size_t errsize, int *errp);
 void tt_merger_destroy(tt_merger *m);
 
+/* The log end of topic's partition (open transactions included: what a
+ * read_uncommitted reader's high watermark is), asked with conf's brokers
+ * and -X properties. */
+int tt_merger_log_end(const tt_merger_conf *conf, const char *topic,
+                      int32_t partition, int64_t *end, char *errstr,
+                      size_t errsize);
+
 tt_engine *tt_merger_engine(tt_merger *m);
 
 /* The state records that changed since the last call (or since the

@@ -140,9 +140,15 @@ static void decode_all(const tt_avro_dec *dec, const uint8_t *p, size_t n) {
                 if (tt_avro_decode_event(dec, p, n, &used, &ev, detail,
                                          sizeof(detail)) != TT_REASON_NONE)
                         return;
-                if (used == 0 || used > n)
+                if (used > n)
                         abort();
                 tt_event_validate(&ev, detail, sizeof(detail));
+                /* A writer record of no bytes (no fields, or only empty
+                 * ones) decodes from nothing: a legal Avro record, whose
+                 * missing TokenEvent fields make it a dead letter
+                 * missing_field. Nothing more to read after it. */
+                if (used == 0)
+                        return;
                 p += used;
                 n -= used;
         }
@@ -339,10 +345,11 @@ int tt_fuzz_partials(const uint8_t *data, size_t size) {
         return 0;
 }
 
-static int discard_put(void *opaque, int32_t week, const void *rec,
-                       size_t len) {
+static int discard_put(void *opaque, int32_t week, uint32_t part,
+                       const void *rec, size_t len) {
         (void)opaque;
         (void)week;
+        (void)part;
         (void)rec;
         (void)len;
         return TT_ERR_OK;
@@ -360,7 +367,8 @@ int tt_fuzz_state(const uint8_t *data, size_t size) {
                 char why[256];
                 tt_engine_load(e, rec, len, why, sizeof(why));
         }
-        tt_engine_save(e, discard_put, NULL);
+        /* Small parts, so that cutting a week in parts is fuzzed too. */
+        tt_engine_save(e, 256, discard_put, NULL);
         tt_engine_tick(e, NOW_MS);
         tt_engine_emit_provisional(e, NOW_MS);
         tt_engine_close_all(e, NOW_MS);
