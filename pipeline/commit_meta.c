@@ -137,8 +137,10 @@ int tt_commit_meta_parse(const void *data, size_t len, tt_commit_meta *m) {
         m->end = -1;
         m->closed = INT32_MIN;
         m->revision = -1;
+        /* No NUL inside: a week name followed by "\0x" parsed as the
+         * week alone (tests/unit_offset_meta.c). */
         if (!s || len <= pl || len > TT_COMMIT_META_MAX ||
-            memcmp(s, TT_COMMIT_META_PREFIX, pl))
+            memcmp(s, TT_COMMIT_META_PREFIX, pl) || memchr(s, '\0', len))
                 return -1;
         const char *p = s + pl, *stop = s + len;
         const char *semi = memchr(p, ';', (size_t)(stop - p));

@@ -24,34 +24,6 @@ static int value_of(const void *meta, size_t len, const char *prefix,
         return TT_ERR_OK;
 }
 
-int tt_offset_meta_week(const void *meta, size_t len, int32_t *week,
-                        char *errstr, size_t errsize) {
-        const char *v;
-        size_t n;
-        if (value_of(meta, len, TT_OFFSET_META_WEEK_PREFIX, &v, &n))
-                return TT_ERR_EOF;
-        char name[16];
-        int32_t w;
-        if (n == 0 || n >= sizeof(name) || memchr(v, '\0', n)) {
-                snprintf(errstr, errsize,
-                         "offset metadata: week of %zu bytes is not a week "
-                         "name",
-                         n);
-                return TT_ERR_FORMAT;
-        }
-        memcpy(name, v, n);
-        name[n] = '\0';
-        if (tt_week_parse(name, &w) || !tt_week_valid(w)) {
-                snprintf(errstr, errsize,
-                         "offset metadata: \"%s\" is not a week of "
-                         "2000-2099",
-                         name);
-                return TT_ERR_FORMAT;
-        }
-        *week = w;
-        return TT_ERR_OK;
-}
-
 int tt_offset_meta_wm(const void *meta, size_t len, int64_t *wm, char *errstr,
                       size_t errsize) {
         const char *v;
