@@ -372,11 +372,12 @@ static bool in_sequence(worker *w, ppart *pp, const rd_kafka_message_t *m) {
                         bump(&w->duplicates);
                 return false;
         }
-        /* One offset is a transaction marker of a transactional producer
-         * upstream (one per partition per transaction): normal, and too
-         * frequent to re-read; the skips seen were hundreds long. */
-        if (m->offset == exp + 1)
-                return true;
+        /* A one-offset gap is usually a transaction marker of a
+         * transactional producer upstream, but librdkafka also skipped
+         * single messages: taking every one-offset gap at once lost one
+         * event now and then (it_kafka_eos multi: W13 short by one
+         * request, 2 of 14 runs). So it is confirmed like any gap; the
+         * cost is a few seeks per upstream transaction and partition. */
         uint64_t seeks = atomic_load(&pp->seeks);
         if (seeks != pp->seeks_seen) {
                 /* The first message since a seek completed. */
