@@ -14,6 +14,7 @@
 #include "tokentally/kafka_out.h"
 #include "tokentally/options.h"
 #include "tokentally/replay.h"
+#include "tokentally/rollup_writer.h"
 #include "tokentally/setup.h"
 
 #define FLUSH_AT (1u << 20)
@@ -26,7 +27,8 @@ typedef struct out_file {
 
 typedef struct replay_out {
         out_file rollups, streaks, dead;
-        tt_kafka_out *kafka; /* --brokers: the topics instead of files */
+        tt_rollup_writer *rw; /* the rollups file's writer thread */
+        tt_kafka_out *kafka;  /* --brokers: the topics instead of files */
         int err;
 } replay_out;
 
@@ -72,7 +74,7 @@ static int sink_rollup(void *opaque, const tt_rollup *r) {
         replay_out *ro = opaque;
         if (ro->kafka)
                 return tt_kafka_out_rollup(ro->kafka, r);
-        return after_write(&ro->rollups, tt_json_rollup(&ro->rollups.buf, r));
+        return tt_rollup_writer_push(ro->rw, r);
 }
 
 static int sink_streak(void *opaque, const tt_streak_change *s) {
@@ -185,6 +187,12 @@ int tt_cmd_replay(int argc, char **argv) {
                         fprintf(stderr, "tokentally replay: %s\n", errstr);
                         goto out;
                 }
+                ro.rw =
+                    tt_rollup_writer_new(ro.rollups.f, errstr, sizeof(errstr));
+                if (!ro.rw) {
+                        fprintf(stderr, "tokentally replay: %s\n", errstr);
+                        goto out;
+                }
         }
         static const tt_sink sink = {sink_rollup, sink_streak};
         e = tt_engine_new(&su.conf, &sink, &ro, errstr, sizeof(errstr));
@@ -236,7 +244,12 @@ int tt_cmd_replay(int argc, char **argv) {
                 snprintf(errstr + strlen(errstr),
                          sizeof(errstr) - strlen(errstr),
                          " (delivering to Kafka)");
-        int cerr = out_close(&ro.rollups);
+        int cerr = tt_rollup_writer_close(ro.rw);
+        ro.rw = NULL;
+        if (cerr)
+                out_close(&ro.rollups);
+        else
+                cerr = out_close(&ro.rollups);
         int cerr2 = out_close(&ro.streaks);
         int cerr3 = out_close(&ro.dead);
         if (err) {
@@ -273,6 +286,7 @@ int tt_cmd_replay(int argc, char **argv) {
                         (unsigned long long)es.key_limit_events);
         rc = 0;
 out:
+        tt_rollup_writer_close(ro.rw);
         out_close(&ro.rollups);
         out_close(&ro.streaks);
         out_close(&ro.dead);

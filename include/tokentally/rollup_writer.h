@@ -1,0 +1,29 @@
+/* WeeklyRollups as JSON Lines into a file, encoded and written on a thread
+ * of its own. A closed week of 10^5..10^6 models is that many rows; encoding
+ * them (doubles in shortest form) and the write() copies were half of a
+ * high-cardinality replay's time, all of it on the thread that applies
+ * events. The caller's thread now only copies each row, with its strings,
+ * into a 1 MiB chunk; full chunks go to the writer thread through a small
+ * fixed pool, so memory is bounded (POOL x 1 MiB) and a slow disk holds the
+ * caller back instead of growing a queue. Rows are written in the order
+ * they were pushed. */
+#ifndef TT_ROLLUP_WRITER_H
+#define TT_ROLLUP_WRITER_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "tokentally/rollup.h"
+
+typedef struct tt_rollup_writer tt_rollup_writer;
+
+/* Writes to f (not closed here). NULL with errstr set on failure. */
+tt_rollup_writer *tt_rollup_writer_new(FILE *f, char *errstr, size_t errsize);
+/* Queues one row (its strings are copied). Returns the writer thread's
+ * first error, if any, so that the engine stops at the next row. */
+int tt_rollup_writer_push(tt_rollup_writer *w, const tt_rollup *r);
+/* Writes what is queued, stops the thread and frees w (NULL is a no-op).
+ * TT_ERR_OK, or the first error (TT_ERR_IO: errno is kept). */
+int tt_rollup_writer_close(tt_rollup_writer *w);
+
+#endif
