@@ -39,7 +39,7 @@ int tt_buf_reserve(tt_buf *b, size_t extra) {
         return TT_ERR_OK;
 }
 
-int tt_buf_append(tt_buf *b, const void *p, size_t n) {
+int tt_buf_append_slow(tt_buf *b, const void *p, size_t n) {
         int err = tt_buf_reserve(b, n);
         if (err)
                 return err;
@@ -47,14 +47,6 @@ int tt_buf_append(tt_buf *b, const void *p, size_t n) {
                 memcpy(b->data + b->len, p, n);
         b->len += n;
         return TT_ERR_OK;
-}
-
-int tt_buf_putc(tt_buf *b, char c) {
-        if (b->len < b->cap) {
-                b->data[b->len++] = (uint8_t)c;
-                return TT_ERR_OK;
-        }
-        return tt_buf_append(b, &c, 1);
 }
 
 int tt_buf_printf(tt_buf *b, const char *fmt, ...) {

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef struct tt_buf {
         uint8_t *data;
@@ -18,8 +19,29 @@ void tt_buf_init(tt_buf *b, size_t max);
 void tt_buf_free(tt_buf *b);
 /* Ensure room for len + extra bytes. TT_ERR_LIMIT past max, TT_ERR_NOMEM. */
 int tt_buf_reserve(tt_buf *b, size_t extra);
-int tt_buf_append(tt_buf *b, const void *p, size_t n);
-int tt_buf_putc(tt_buf *b, char c);
+int tt_buf_append_slow(tt_buf *b, const void *p, size_t n);
+
+/* The appends are inline: an encoder calls them a dozen times a record, and
+ * with room in the buffer (nearly always: buffers are reused) they are a
+ * compare and a copy. cap never exceeds max, so room below cap is within
+ * the cap. */
+static inline int tt_buf_append(tt_buf *b, const void *p, size_t n) {
+        if (n <= b->cap - b->len) {
+                if (n)
+                        memcpy(b->data + b->len, p, n);
+                b->len += n;
+                return 0;
+        }
+        return tt_buf_append_slow(b, p, n);
+}
+
+static inline int tt_buf_putc(tt_buf *b, char c) {
+        if (b->len < b->cap) {
+                b->data[b->len++] = (uint8_t)c;
+                return 0;
+        }
+        return tt_buf_append_slow(b, &c, 1);
+}
 /* printf-style append; TT_ERR_LIMIT if it would pass max. */
 int tt_buf_printf(tt_buf *b, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
