@@ -192,6 +192,15 @@ tt_str tt_keytab_str(const tt_keytab *t, uint32_t id) {
         return (tt_str){p, len_of(p)};
 }
 
+void tt_keytab_prefetch(const tt_keytab *t, uint32_t id, int stage) {
+        if (id >= t->n)
+                return;
+        if (stage == 0)
+                __builtin_prefetch(&t->strs[id]);
+        else
+                __builtin_prefetch(t->strs[id] - 4); /* the length first */
+}
+
 uint32_t tt_keytab_count(const tt_keytab *t) {
         return t->n;
 }

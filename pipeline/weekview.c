@@ -534,6 +534,22 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                 old_total = c ? tt_ccell_tokens(c) : 0;
         }
         for (uint32_t i = 0; i < m && !err; i++) {
+                /* Rank order is random order in rows and keys: fetch a
+                 * row 16 ahead, its key's table entry 8 ahead, the key 4
+                 * ahead (a third of the emission's time was these misses
+                 * with 10^5 models a week). */
+                if (i + 16 < m)
+                        __builtin_prefetch(&wv->rows[items[i + 16].row]);
+                if (i + 8 < m) {
+                        const tt_row *pr = &wv->rows[items[i + 8].row];
+                        if (DIM(pr) == TT_DIM_MODEL)
+                                tt_keytab_prefetch(keys, pr->key, 0);
+                }
+                if (i + 4 < m) {
+                        const tt_row *pr = &wv->rows[items[i + 4].row];
+                        if (DIM(pr) == TT_DIM_MODEL)
+                                tt_keytab_prefetch(keys, pr->key, 1);
+                }
                 uint32_t r = items[i].row;
                 tt_row *row = &wv->rows[r];
                 tt_dim dim = (tt_dim)DIM(row);

@@ -29,6 +29,11 @@ uint32_t tt_keytab_intern(tt_keytab *t, const char *s, size_t len, int *is_new);
 uint32_t tt_keytab_find(const tt_keytab *t, const char *s, size_t len);
 /* The string of id (valid for the table's life). */
 tt_str tt_keytab_str(const tt_keytab *t, uint32_t id);
+/* Hints the cache about key id, for loops that walk keys in an order the
+ * hardware cannot guess (a week's rows by rank). Stage 0 fetches the id
+ * table's entry, stage 1 (a few keys later, once that entry is in cache)
+ * the string itself. No effect on results. */
+void tt_keytab_prefetch(const tt_keytab *t, uint32_t id, int stage);
 uint32_t tt_keytab_count(const tt_keytab *t);
 /* Bytes held, for memory accounting. */
 size_t tt_keytab_bytes(const tt_keytab *t);
