@@ -21,7 +21,7 @@
 #include "tokentally/mem.h"
 #include "tokentally/ocf.h"
 
-#define CHUNK (1u << 20)              /* JSON Lines bytes per batch */
+#define CHUNK (1u << 18)              /* JSON Lines bytes per batch */
 #define MAX_LINE TT_REPLAY_RECORD_MAX /* the cap of max_record_bytes */
 #define DETAIL_MAX 200
 

@@ -13,9 +13,9 @@
 #include "tokentally/json_out.h"
 #include "tokentally/mem.h"
 
-#define CHUNK (1u << 20) /* rows' bytes handed over at a time */
+#define CHUNK (1u << 18) /* rows' bytes handed over at a time */
 #define POOL 4           /* chunks: one filling, up to three queued */
-#define OUT_FLUSH (1u << 20)
+#define OUT_FLUSH (1u << 18)
 /* A row and its strings must fit in a chunk; keys are bounded far below. */
 #define ROW_MAX (CHUNK / 2)
 
@@ -112,7 +112,8 @@ tt_rollup_writer *tt_rollup_writer_new(FILE *f, char *errstr, size_t errsize) {
         }
         w->f = f;
         w->filling = -1;
-        tt_buf_init(&w->out, OUT_FLUSH + CHUNK);
+        /* A row with a 64 KiB key of escapes is ~400 KiB of JSON. */
+        tt_buf_init(&w->out, OUT_FLUSH + (8u << 20));
         for (int i = 0; i < POOL; i++) {
                 tt_buf_init(&w->chunks[i], CHUNK + ROW_MAX);
                 w->free_list[w->nfree++] = i;

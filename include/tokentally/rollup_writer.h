@@ -3,8 +3,8 @@
  * them (doubles in shortest form) and the write() copies were half of a
  * high-cardinality replay's time, all of it on the thread that applies
  * events. The caller's thread now only copies each row, with its strings,
- * into a 1 MiB chunk; full chunks go to the writer thread through a small
- * fixed pool, so memory is bounded (POOL x 1 MiB) and a slow disk holds the
+ * into a 256 KiB chunk; full chunks go to the writer thread through a small
+ * fixed pool, so memory is bounded (POOL x 256 KiB) and a slow disk holds the
  * caller back instead of growing a queue. Rows are written in the order
  * they were pushed. */
 #ifndef TT_ROLLUP_WRITER_H
