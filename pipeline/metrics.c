@@ -162,7 +162,8 @@ int tt_metrics_write_stage(tt_buf *out, tt_stage_live *live) {
         counter(out, "tokentally_internal_records_rejected_total",
                 "Exactly-once: corrupt records of the internal topics and "
                 "committed offset metadata refused and skipped (logged with "
-                "topic, partition, offset and reason)",
+                "topic, partition, offset and reason), and partials "
+                "watermark reports beyond --max-future held to it",
                 t->internal_rejected);
         gauge(out, "tokentally_merger",
               "Exactly-once: 1 when this instance merges the partials (and "

@@ -826,9 +826,38 @@ static void merger_stop(stage *st) {
                TT_KV_S("partials_topic", st->partials));
 }
 
+/* How far a front's clock may run ahead of the merger's. */
+#define REPORT_SKEW_MS (5 * 60 * 1000)
+
 static void mv_report(void *opaque, int32_t pid, int64_t max_time,
                       unsigned flags) {
         stage *st = opaque;
+        /* A front reports the newest event time it counted, and it counts
+         * no event more than --max-future ahead of its clock. A report
+         * beyond that (plus clock skew) can only come from a corrupt or
+         * hostile record; taken as it is, it would close every week up to
+         * it at once and turn the honest events of those weeks into
+         * too_late dead letters. Its counts are kept (they passed
+         * tt_partial_check); its watermark is held to the bound. */
+        int64_t mf = st->conf->engine.max_future_ms;
+        if (mf >= 0 && max_time != INT64_MIN) {
+                int64_t bound = tt_wall_ms() + mf + REPORT_SKEW_MS;
+                if (max_time > bound) {
+                        uint64_t n =
+                            atomic_fetch_add(&st->internal_rejected, 1) + 1;
+                        if ((n & (n - 1)) == 0) /* 1st, 2nd, 4th, ... */
+                                TT_LOG(TT_LOG_ERROR,
+                                       "partial record reports a watermark "
+                                       "beyond --max-future: held to the "
+                                       "bound",
+                                       TT_KV_S("topic", st->partials),
+                                       TT_KV_I("partition", pid),
+                                       TT_KV_I("reported", max_time),
+                                       TT_KV_I("bound", bound),
+                                       TT_KV_I("count", (int64_t)n));
+                        max_time = bound;
+                }
+        }
         tt_engine_partition_report(tt_merger_engine(st->merger), pid, max_time,
                                    flags & TT_PARTIAL_IDLE,
                                    st->fresh && (flags & TT_PARTIAL_EOF));

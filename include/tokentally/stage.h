@@ -104,7 +104,8 @@ typedef struct tt_stage_stats {
         int64_t partials_applied;
         /* Exactly-once: corrupt internal records (partials refused by
          * tt_partial_check, committed offset metadata refused by
-         * tt_offset_meta_*) logged and skipped, never applied. */
+         * tt_offset_meta_*) logged and skipped, never applied; and
+         * watermark reports past now + --max-future held to it. */
         uint64_t internal_rejected;
         tt_engine_stats engine; /* the merger's, when this instance was */
         double seconds;
