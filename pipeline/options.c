@@ -48,6 +48,9 @@ const tt_opt_def tt_opt_defs[] = {
      "--emit-interval of watermark progress)"},
     {"close-at-eof", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, R,
      "close all open weeks and exit when every partition is at its end"},
+    {"keep", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, D,
+     "demo: keep the embedded Kafka cluster up after the leaderboard, and "
+     "print its address, until SIGINT/SIGTERM (Ctrl-C)"},
     {"max-record-bytes", 0, TT_OPT_INT, "1048576", NULL, 1024, 64 << 20, P,
      "replay: longest JSON line; a longer one is one dead letter malformed "
      "(payload: its first bytes) and the rest of it is skipped"},
