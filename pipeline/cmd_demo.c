@@ -2,7 +2,8 @@
  * starts librdkafka's mock cluster in this process, produces the april-2026
  * scenario into a 6-partition input topic, runs the stage on it until every
  * partition is at its end, and prints the leaderboard that the stage wrote
- * to its output topics. */
+ * to its output topics. The cluster lives in this process: its address is
+ * printed only with --keep, which keeps it up until Ctrl-C. */
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
 #include <signal.h>
@@ -21,8 +22,28 @@
 
 #define INPUT_PARTITIONS 6
 
-static const char usage[] = "tokentally demo [options]";
+static const char usage[] = "tokentally demo [--keep] [options]";
 static volatile sig_atomic_t never;
+static volatile sig_atomic_t stop_keeping;
+
+static void on_stop(int sig) {
+        (void)sig;
+        stop_keeping = 1;
+}
+
+/* --keep: wait for SIGINT/SIGTERM with the cluster's threads serving. */
+static void keep_until_signal(void) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_stop;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        while (!stop_keeping) {
+                struct timespec ts = {0, 100 * 1000 * 1000};
+                nanosleep(&ts, NULL);
+        }
+}
 
 int tt_cmd_demo(int argc, char **argv) {
         char errstr[512];
@@ -38,6 +59,15 @@ int tt_cmd_demo(int argc, char **argv) {
                 tt_opts_destroy(o);
                 return 0;
         }
+        if (tt_opts_npos(o) > 0) {
+                fprintf(stderr,
+                        "tokentally demo: unexpected argument '%s' (demo "
+                        "takes options only)\nusage: %s\n",
+                        tt_opts_pos(o, 0), usage);
+                tt_opts_destroy(o);
+                return 2;
+        }
+        bool keep = tt_opts_flag(o, "keep");
         int rc = 1;
         tt_setup su;
         memset(&su, 0, sizeof(su));
@@ -72,7 +102,8 @@ int tt_cmd_demo(int argc, char **argv) {
         for (int i = 0; i < 4; i++)
                 rd_kafka_mock_topic_create(mcluster, topics[i],
                                            i == 0 ? INPUT_PARTITIONS : 1, 1);
-        printf("embedded Kafka (librdkafka mock cluster) at %s\n", bootstraps);
+        printf("embedded Kafka (librdkafka mock cluster) started in this "
+               "process\n");
 
         struct timespec t0, t1, t2;
         clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -132,13 +163,27 @@ int tt_cmd_demo(int argc, char **argv) {
                (unsigned long long)st.dead_letters,
                (unsigned long long)st.engine.weeks_closed);
         tt_board_print(stdout, &b, 6, TT_BOARD_SCENARIO_NOTE);
-        printf("\nTopics on %s: %s (%llu WeeklyRollup records), %s (%llu "
+        printf("\nTopics: %s (%llu WeeklyRollup records), %s (%llu "
                "StreakChange records), %s (%llu dead letters); %s values, "
                "keys week/dimension/key and rule.\n",
-               bootstraps, topics[1], (unsigned long long)b.rollups, topics[2],
+               topics[1], (unsigned long long)b.rollups, topics[2],
                (unsigned long long)b.streak_records, topics[3],
                (unsigned long long)st.dead_letters,
                oc.json ? "JSON" : "Confluent-framed Avro");
+        if (keep) {
+                /* Printed only now: before, the address was gone by the
+                 * time anyone read it. */
+                printf("The embedded Kafka cluster stays up at %s until "
+                       "Ctrl-C; for example:\n  tokentally tail --brokers %s "
+                       "--from-beginning --exit-at-eof --format table "
+                       "--topic %s,%s\n",
+                       bootstraps, bootstraps, topics[1], topics[2]);
+                fflush(stdout);
+                keep_until_signal();
+        } else {
+                printf("(The embedded cluster is gone when demo exits; "
+                       "--keep keeps it up until Ctrl-C.)\n");
+        }
         rc = 0;
 done:
         tt_kafka_out_destroy(out);

@@ -2,16 +2,20 @@
  * standard output as an Avro Object Container File, JSON Lines, or gzipped
  * JSON Lines. The format comes from --format or the file extension; "-" is
  * JSON Lines on standard output unless --format avro says otherwise.
- * Silent on success; one line and exit 2 for a bad option, 1 for I/O. */
+ * A progress line while stderr is a terminal and a one-line summary at the
+ * end; one line and exit 2 for a bad option, 1 for I/O. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "tokentally/avro_event.h"
 #include "tokentally/buf.h"
 #include "tokentally/cli.h"
+#include "tokentally/clock.h"
 #include "tokentally/err.h"
 #include "tokentally/gen.h"
 #include "tokentally/gen_kafka.h"
@@ -19,11 +23,14 @@
 #include "tokentally/ocf.h"
 #include "tokentally/options.h"
 #include "tokentally/schema_registry.h"
+#include "tokentally/week.h"
 
 #define FLUSH_BYTES (1u << 20)     /* JSON text is written in 1 MiB pieces */
 #define STDIO_BUF_BYTES (1u << 20) /* stdio buffer under the OCF writer */
 #define OCF_BLOCK_RECORDS 4096
-#define AVRO_RECORD_MAX 4096 /* far above any generated record */
+#define AVRO_RECORD_MAX 4096  /* far above any generated record */
+#define PROGRESS_EVERY 4096   /* records between two looks at the clock */
+#define PROGRESS_SECONDS 0.25 /* at most four progress lines a second */
 
 typedef enum out_kind { OUT_JSONL, OUT_JSONL_GZ, OUT_AVRO } out_kind;
 
@@ -35,6 +42,13 @@ typedef struct gen_out {
         tt_ocf_writer *ocf;
         tt_buf text; /* pending JSON lines */
         int io_errno;
+        /* Summary and progress. */
+        uint64_t records;
+        uint64_t text_bytes;       /* JSON text written (before gzip) */
+        int64_t first_ms, span_ms; /* the scenario's weeks */
+        int64_t newest_ms;         /* newest event time within them */
+        bool progress;             /* stderr is a terminal */
+        double t0, last_progress;
         uint8_t rec[AVRO_RECORD_MAX];
 } gen_out;
 
@@ -61,6 +75,7 @@ static int flush_text(gen_out *o) {
                 o->io_errno = errno;
                 return TT_ERR_IO;
         }
+        o->text_bytes += o->text.len;
         tt_buf_reset(&o->text);
         return TT_ERR_OK;
 }
@@ -72,8 +87,36 @@ static int end_line(gen_out *o) {
         return err;
 }
 
+/* "\r   123456 records  2026-W07  23% of the weeks  1.2 s", overwritten
+ * in place; only on a terminal, and only a few times a second. */
+static void count_record(gen_out *o) {
+        if (++o->records % PROGRESS_EVERY || !o->progress)
+                return;
+        double t = tt_mono_s();
+        if (t - o->last_progress < PROGRESS_SECONDS)
+                return;
+        o->last_progress = t;
+        char week[16] = "";
+        if (o->newest_ms)
+                tt_week_name(tt_week_of(o->newest_ms), week, sizeof(week));
+        double pct = o->newest_ms
+                         ? 100.0 * (double)(o->newest_ms - o->first_ms) /
+                               (double)o->span_ms
+                         : 0;
+        fprintf(stderr, "\r%12llu records  %s  %3.0f%% of the weeks  %.1f s ",
+                (unsigned long long)o->records, week, pct, t - o->t0);
+        fflush(stderr);
+}
+
 static int on_event(void *opaque, const tt_event *ev) {
         gen_out *o = opaque;
+        /* Invalid records may carry any time: only the scenario's weeks
+         * say how far it has come. */
+        if (ev->event_time_ms > o->newest_ms &&
+            ev->event_time_ms < o->first_ms + o->span_ms &&
+            ev->event_time_ms >= o->first_ms)
+                o->newest_ms = ev->event_time_ms;
+        count_record(o);
         if (o->kind == OUT_AVRO) {
                 size_t n = tt_avro_encode_event(ev, o->rec, sizeof(o->rec));
                 if (n == 0)
@@ -89,6 +132,7 @@ static int on_event(void *opaque, const tt_event *ev) {
 
 static int on_raw(void *opaque, const uint8_t *p, size_t n) {
         gen_out *o = opaque;
+        count_record(o);
         int err = tt_buf_append(&o->text, p, n);
         return err ? err : end_line(o);
 }
@@ -205,6 +249,27 @@ static int close_out(gen_out *o, int err) {
         return err;
 }
 
+/* "gen: 598727 records written to s.avro: 10 weeks (2026-W05..2026-W14),
+ * 11493712 bytes, 0.9 s". Bytes: the file's size on disk (compressed ones
+ * compressed); on standard output the JSON text written, or for Avro the
+ * size of a regular file it was redirected to (unknown on a pipe). */
+static void summary(const gen_out *o, const char *weeks) {
+        struct stat st;
+        bool std = !strcmp(o->path, "-");
+        char bytes[64] = "size unknown (a pipe)";
+        if (std && o->kind == OUT_JSONL)
+                snprintf(bytes, sizeof(bytes), "%llu bytes",
+                         (unsigned long long)o->text_bytes);
+        else if (std ? !fstat(STDOUT_FILENO, &st) && S_ISREG(st.st_mode)
+                     : !stat(o->path, &st))
+                snprintf(bytes, sizeof(bytes), "%lld bytes",
+                         (long long)st.st_size);
+        fprintf(stderr, "gen: %llu records written to %s: %s, %s, %.1f s\n",
+                (unsigned long long)o->records,
+                std ? "standard output" : o->path, weeks, bytes,
+                tt_mono_s() - o->t0);
+}
+
 int tt_cmd_gen(int argc, char **argv) {
         char errstr[512];
         bool help = false;
@@ -263,6 +328,16 @@ int tt_cmd_gen(int argc, char **argv) {
                 goto done;
         }
 
+        /* "10 weeks (2026-W05..2026-W14)" for the summaries. */
+        int32_t first_week = 0;
+        int nweeks = 0;
+        char weeks[64] = "", w0[16] = "", w1[16] = "";
+        if (!tt_gen_weeks(conf.scenario, &first_week, &nweeks)) {
+                tt_week_name(first_week, w0, sizeof(w0));
+                tt_week_name(first_week + nweeks - 1, w1, sizeof(w1));
+                snprintf(weeks, sizeof(weeks), "%d weeks (%s..%s)", nweeks, w0,
+                         w1);
+        }
         if (to_kafka) {
                 size_t nprops;
                 const char *const *props = tt_opts_list(opts, "X", &nprops);
@@ -295,13 +370,17 @@ int tt_cmd_gen(int argc, char **argv) {
                         }
                 }
                 uint64_t n;
+                double t0 = tt_mono_s();
                 if (tt_gen_to_kafka(&conf, &kc, &n, errstr, sizeof(errstr))) {
                         fprintf(stderr, "tokentally gen: %s\n", errstr);
                         rc = 1;
                         goto done;
                 }
-                fprintf(stderr, "gen: %llu records delivered to %s\n",
-                        (unsigned long long)n, kc.topic);
+                /* Scripts read "gen: N records delivered" (bench/kafka.sh,
+                 * it_kafka_compose.sh): keep that start. */
+                fprintf(
+                    stderr, "gen: %llu records delivered to %s: %s, %.1f s\n",
+                    (unsigned long long)n, kc.topic, weeks, tt_mono_s() - t0);
                 rc = 0;
                 goto done;
         }
@@ -310,6 +389,10 @@ int tt_cmd_gen(int argc, char **argv) {
         memset(&out, 0, sizeof(out));
         out.kind = kind;
         out.path = path;
+        out.first_ms = tt_week_start(first_week);
+        out.span_ms = (int64_t)nweeks * TT_WEEK_MS;
+        out.progress = nweeks > 0 && isatty(STDERR_FILENO);
+        out.t0 = out.last_progress = tt_mono_s();
         tt_buf_init(&out.text, 2 * FLUSH_BYTES);
         if (open_out(&out, codec_of(tt_opts_str(opts, "codec")))) {
                 close_out(&out, TT_ERR_IO);
@@ -319,6 +402,8 @@ int tt_cmd_gen(int argc, char **argv) {
         static const tt_gen_sink sink = {on_event, on_raw};
         int err = tt_gen_run(&conf, &sink, &out, errstr, sizeof(errstr));
         int cerr = close_out(&out, err);
+        if (out.progress && out.records >= PROGRESS_EVERY)
+                fputc('\n', stderr); /* keep the last progress line */
         if (err || cerr) {
                 fprintf(stderr, "tokentally gen: writing %s: %s\n",
                         strcmp(path, "-") ? path : "standard output",
@@ -326,6 +411,7 @@ int tt_cmd_gen(int argc, char **argv) {
                                      : tt_err2str(err ? err : cerr));
                 rc = 1;
         } else {
+                summary(&out, weeks);
                 rc = 0;
         }
 done:

@@ -723,3 +723,11 @@ int tt_gen_run(const tt_gen_conf *conf, const tt_gen_sink *sink, void *opaque,
         }
         return TT_ERR_OK;
 }
+
+int tt_gen_weeks(const char *scenario, int32_t *first, int *nweeks) {
+        if (!scenario || strcmp(scenario, "april-2026") ||
+            tt_week_parse(FIRST_WEEK, first))
+                return TT_ERR_INVAL;
+        *nweeks = NWEEKS;
+        return TT_ERR_OK;
+}

@@ -32,6 +32,8 @@ struct tt_input {
         z_stream zs;
         char err[160]; /* sticky error, reported once data before it is out */
         bool corrupt;  /* err is about the data (gzip), not read(2) */
+        uint8_t peek[TT_INPUT_PEEK_MAX]; /* looked at, not yet read */
+        size_t peek_pos, peek_end;
 };
 
 static void set_err(char *errstr, size_t errsize, const char *msg) {
@@ -219,10 +221,8 @@ static ssize_t read_gzip(tt_input *in, uint8_t *out, size_t n) {
         return (ssize_t)(n - zs->avail_out);
 }
 
-ssize_t tt_input_read(tt_input *in, void *buf, size_t n, char *errstr,
-                      size_t errsize) {
-        if (n == 0)
-                return 0;
+static ssize_t read_any(tt_input *in, void *buf, size_t n, char *errstr,
+                        size_t errsize) {
         if (!in->gzip)
                 return read_plain(in, buf, n, errstr, errsize);
         if (in->err[0]) {
@@ -240,6 +240,45 @@ ssize_t tt_input_read(tt_input *in, void *buf, size_t n, char *errstr,
         if (k < 0)
                 set_err(errstr, errsize, in->err);
         return k;
+}
+
+ssize_t tt_input_read(tt_input *in, void *buf, size_t n, char *errstr,
+                      size_t errsize) {
+        if (n == 0)
+                return 0;
+        if (in->peek_pos < in->peek_end) {
+                size_t k = in->peek_end - in->peek_pos;
+                if (k > n)
+                        k = n;
+                memcpy(buf, in->peek + in->peek_pos, k);
+                in->peek_pos += k;
+                return (ssize_t)k;
+        }
+        return read_any(in, buf, n, errstr, errsize);
+}
+
+ssize_t tt_input_peek(tt_input *in, void *buf, size_t n, char *errstr,
+                      size_t errsize) {
+        if (n > TT_INPUT_PEEK_MAX)
+                n = TT_INPUT_PEEK_MAX;
+        /* Keep what is already looked at, at the front. */
+        size_t have = in->peek_end - in->peek_pos;
+        memmove(in->peek, in->peek + in->peek_pos, have);
+        in->peek_pos = 0;
+        in->peek_end = have;
+        while (in->peek_end < n) {
+                /* A pipe may hand the bytes over one at a time. */
+                ssize_t k = read_any(in, in->peek + in->peek_end,
+                                     n - in->peek_end, errstr, errsize);
+                if (k < 0)
+                        return -1;
+                if (k == 0)
+                        break;
+                in->peek_end += (size_t)k;
+        }
+        size_t k = in->peek_end < n ? in->peek_end : n;
+        memcpy(buf, in->peek, k);
+        return (ssize_t)k;
 }
 
 int64_t tt_input_size(const tt_input *in) {

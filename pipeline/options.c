@@ -48,9 +48,15 @@ const tt_opt_def tt_opt_defs[] = {
      "--emit-interval of watermark progress)"},
     {"close-at-eof", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, R,
      "close all open weeks and exit when every partition is at its end"},
+    {"keep", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, D,
+     "demo: keep the embedded Kafka cluster up after the leaderboard, and "
+     "print its address, until SIGINT/SIGTERM (Ctrl-C)"},
     {"max-record-bytes", 0, TT_OPT_INT, "1048576", NULL, 1024, 64 << 20, P,
      "replay: longest JSON line; a longer one is one dead letter malformed "
      "(payload: its first bytes) and the rest of it is skipped"},
+    {"allow-all-dead", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, P,
+     "replay: exit 0 and write the outputs even when every record read was "
+     "a dead letter (by default such a run fails, exit 1)"},
     {"workers", 0, TT_OPT_INT, "0", NULL, 0, 256, R | P | D,
      "worker threads (0 = number of cores)"},
     {"out", 0, TT_OPT_STR, NULL, NULL, 0, 0, P | G,

@@ -623,17 +623,17 @@ static int open_file(file *f, const char *name, tt_file_format want,
         if (!f->in)
                 return TT_ERR_IO;
         f->fmt = want != TT_FMT_AUTO ? want : tt_file_format_of(name);
-        if (f->fmt == TT_FMT_AUTO)
-                f->fmt = !strcmp(name, "-") ? TT_FMT_JSONL : TT_FMT_AUTO;
         if (f->fmt == TT_FMT_AUTO) {
-                /* No telling extension: an OCF file starts with "Obj\1";
-                 * anything else is read as JSON Lines. The OCF reader
-                 * needs those bytes, so reopen rather than push back. */
-                char magic[4] = {0};
-                ssize_t r = tt_input_read(f->in, magic, 4, errstr, errsize);
-                tt_input_close(f->in);
-                f->in = tt_input_open(name, errstr, errsize);
-                if (r < 0 || !f->in)
+                /* No telling extension, or standard input: an OCF file
+                 * starts with "Obj\1" (inside gzip too: the bytes looked
+                 * at are inflated ones); anything else is read as JSON
+                 * Lines. Peeked, not read, so a pipe works. */
+                uint8_t magic[4];
+                ssize_t r = tt_input_peek(f->in, magic, 4, errstr, errsize);
+                /* Corrupt gzip at the start: the JSON Lines reader meets
+                 * the same error again and dead-letters it (damaged files
+                 * are not fatal); a failing read(2) is. */
+                if (r < 0 && !tt_input_corrupt(f->in))
                         return TT_ERR_IO;
                 f->fmt = r == 4 && !memcmp(magic, "Obj\x01", 4) ? TT_FMT_OCF
                                                                 : TT_FMT_JSONL;
@@ -699,6 +699,10 @@ int tt_replay_run(const tt_replay_conf *conf, tt_replay_stats *stats,
                 if ((err = open_file(&rp.files[i], conf->files[i], conf->format,
                                      errstr, errsize)))
                         goto done;
+                if (rp.files[i].fmt == TT_FMT_OCF)
+                        stats->files_ocf++;
+                else
+                        stats->files_jsonl++;
                 int64_t sz = tt_input_size(rp.files[i].in);
                 total_bytes = sz < 0 || total_bytes < 0 ? -1 : total_bytes + sz;
         }

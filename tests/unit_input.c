@@ -1,10 +1,12 @@
 /* File byte source: plain files read in odd chunk sizes across the internal
  * buffer, gzip (one member, several members, truncated, corrupt), positions
- * for progress, and open errors with their reasons. */
+ * for progress, open errors with their reasons, and looking ahead (peek)
+ * on files, gzip and a pipe that trickles its bytes. */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -233,6 +235,75 @@ START_TEST(tiny_files) {
 }
 END_TEST
 
+/* Peeked bytes come again from the reads that follow, whatever the mix of
+ * peeks and reads; _i: 0 plain file, 1 gzip file, 2 a pipe on stdin fed
+ * one byte at a time (replay sniffs OCF on stdin this way). */
+START_TEST(peek_then_read) {
+        size_t n = 5000;
+        uint8_t *data = pattern(n, 3), *back = malloc(n);
+        memcpy(data, "Obj\x01", 4);
+        char path[128], err[ERR];
+        pid_t child = -1;
+        if (_i == 2) {
+                int fds[2];
+                ck_assert_int_eq(pipe(fds), 0);
+                child = fork();
+                ck_assert_int_ge(child, 0);
+                if (child == 0) {
+                        close(fds[0]);
+                        for (size_t k = 0; k < n; k++) {
+                                if (write(fds[1], data + k, 1) != 1)
+                                        _exit(1);
+                                if (k < 8)
+                                        usleep(2000);
+                        }
+                        _exit(0);
+                }
+                close(fds[1]);
+                ck_assert_int_eq(dup2(fds[0], STDIN_FILENO), STDIN_FILENO);
+                close(fds[0]);
+                snprintf(path, sizeof(path), "-");
+        } else if (_i == 1) {
+                size_t cap = n + 1024, len = 0;
+                uint8_t *gz = malloc(cap);
+                gzip_member(data, n, gz, &len, cap);
+                snprintf(path, sizeof(path), "%s/peek.gz", dir);
+                write_file(path, gz, len);
+                free(gz);
+        } else {
+                snprintf(path, sizeof(path), "%s/peek", dir);
+                write_file(path, data, n);
+        }
+        tt_input *in = tt_input_open(path, err, ERR);
+        ck_assert_ptr_nonnull(in);
+        uint8_t look[TT_INPUT_PEEK_MAX + 8];
+        ck_assert_int_eq(tt_input_peek(in, look, 4, err, ERR), 4);
+        ck_assert_mem_eq(look, "Obj\x01", 4);
+        ck_assert_int_eq(tt_input_peek(in, look, 2, err, ERR), 2);
+        ck_assert_mem_eq(look, data, 2);
+        ck_assert_int_eq(tt_input_read(in, back, 3, err, ERR), 3);
+        /* A longer look than before, starting after what was read; more
+         * than TT_INPUT_PEEK_MAX is cut to it. */
+        ck_assert_int_eq(tt_input_peek(in, look, sizeof(look), err, ERR),
+                         TT_INPUT_PEEK_MAX);
+        ck_assert_mem_eq(look, data + 3, TT_INPUT_PEEK_MAX);
+        size_t got;
+        ck_assert_int_eq(read_all(in, back + 3, n - 3, 7, err, &got),
+                         (ssize_t)(n - 3));
+        ck_assert_mem_eq(back, data, n);
+        /* At the end a peek finds nothing. */
+        ck_assert_int_eq(tt_input_peek(in, look, 4, err, ERR), 0);
+        tt_input_close(in);
+        if (child > 0) {
+                int status;
+                ck_assert_int_eq(waitpid(child, &status, 0), child);
+                ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        }
+        free(data);
+        free(back);
+}
+END_TEST
+
 START_TEST(open_errors) {
         char err[ERR], path[128], want[ERR];
         snprintf(path, sizeof(path), "%s/missing.jsonl", dir);
@@ -260,6 +331,7 @@ static Suite *suite(void) {
                             sizeof(damage) / sizeof(damage[0]));
         tcase_add_test(tc, tiny_files);
         tcase_add_test(tc, open_errors);
+        tcase_add_loop_test(tc, peek_then_read, 0, 3);
         suite_add_tcase(s, tc);
         return s;
 }

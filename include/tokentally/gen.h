@@ -45,4 +45,9 @@ int tt_gen_run(const tt_gen_conf *conf, const tt_gen_sink *sink, void *opaque,
  * with the reason in errstr. */
 int tt_gen_check(const tt_gen_conf *conf, char *errstr, size_t errsize);
 
+/* The weeks a scenario spans: the index of its first (tt_week_of) and how
+ * many, for progress and summaries. 0, or TT_ERR_INVAL for an unknown
+ * scenario. */
+int tt_gen_weeks(const char *scenario, int32_t *first, int *nweeks);
+
 #endif

@@ -13,6 +13,15 @@ typedef struct tt_input tt_input;
 
 /* Opens path ("-" = stdin). NULL on failure with the reason in errstr. */
 tt_input *tt_input_open(const char *path, char *errstr, size_t errsize);
+/* The most bytes tt_input_peek looks ahead. */
+#define TT_INPUT_PEEK_MAX 16
+/* Looks at the next n (<= TT_INPUT_PEEK_MAX) decompressed bytes without
+ * consuming them: the following reads return them again. For recognising a
+ * format on a pipe, which cannot be reopened. Returns the count, less than
+ * n only at the end of input, or -1 on error (reason in errstr; a corrupt
+ * gzip stream stays an error for the reads after, see tt_input_corrupt). */
+ssize_t tt_input_peek(tt_input *in, void *buf, size_t n, char *errstr,
+                      size_t errsize);
 /* Reads up to n decompressed bytes. Returns the count, 0 at end of input,
  * -1 on error (reason in errstr: I/O error, corrupt or truncated gzip). */
 ssize_t tt_input_read(tt_input *in, void *buf, size_t n, char *errstr,

@@ -16,7 +16,7 @@
 #include "tokentally/engine.h"
 
 typedef enum tt_file_format {
-        TT_FMT_AUTO,  /* by extension, then by magic bytes */
+        TT_FMT_AUTO,  /* by extension, then by magic bytes (stdin too) */
         TT_FMT_OCF,   /* Avro Object Container File */
         TT_FMT_JSONL, /* JSON Lines, plain or gzip */
 } tt_file_format;
@@ -67,6 +67,9 @@ typedef struct tt_replay_stats {
         uint64_t dead_letters;
         int64_t bytes;
         double seconds;
+        /* How the files were read (format given, by extension or by their
+         * first bytes): for telling a user who fed the wrong format. */
+        uint32_t files_ocf, files_jsonl;
 } tt_replay_stats;
 
 /* Runs the replay to the end of every file and closes all open weeks.

@@ -20,7 +20,9 @@ typedef struct tt_rollup_writer tt_rollup_writer;
 /* Writes to f (not closed here). NULL with errstr set on failure. */
 tt_rollup_writer *tt_rollup_writer_new(FILE *f, char *errstr, size_t errsize);
 /* Queues one row (its strings are copied). Returns the writer thread's
- * first error, if any, so that the engine stops at the next row. */
+ * first error once it is known here (at the next chunk handover: up to
+ * POOL chunks of rows may be taken after it and dropped), so that the
+ * engine stops; close reports it too. */
 int tt_rollup_writer_push(tt_rollup_writer *w, const tt_rollup *r);
 /* Writes what is queued, stops the thread and frees w (NULL is a no-op).
  * TT_ERR_OK, or the first error (TT_ERR_IO: errno is kept). */
