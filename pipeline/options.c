@@ -105,7 +105,7 @@ const tt_opt_def tt_opt_defs[] = {
      "URL of a Confluent-compatible Schema Registry: output (and gen's) "
      "Avro schemas are registered under <topic>-value (BACKWARD) and "
      "framed with its ids; run reads input writer schemas by id",
-     NULL},
+     tt_check_url},
     {"from-timestamp", 0, TT_OPT_INT, NULL, NULL, 0, 9.2e18, R,
      "start a new group at the first message whose Kafka message "
      "timestamp is at or after this (epoch ms)",
@@ -361,6 +361,16 @@ int tt_check_brokers(const char *v, char *why, size_t whysize) {
                         return 0;
                 p = end + 1;
         }
+}
+
+int tt_check_url(const char *v, char *why, size_t whysize) {
+        const char *host = !strncmp(v, "http://", 7)    ? v + 7
+                           : !strncmp(v, "https://", 8) ? v + 8
+                                                        : NULL;
+        if (host && *host && *host != '/' && *host != ':')
+                return 0;
+        snprintf(why, whysize, "is not an http:// or https:// URL");
+        return -1;
 }
 
 static bool topic_ok(const char *s, size_t n) {

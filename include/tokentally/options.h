@@ -91,6 +91,8 @@ int tt_check_brokers(const char *v, char *why, size_t whysize);
 /* A Kafka topic name: 1..249 of [A-Za-z0-9._-], not "." or "..". */
 int tt_check_topic(const char *v, char *why, size_t whysize);
 int tt_check_topic_or_empty(const char *v, char *why, size_t whysize);
+/* http://HOST... or https://HOST... */
+int tt_check_url(const char *v, char *why, size_t whysize);
 /* Comma-separated topic names. */
 int tt_check_topic_list(const char *v, char *why, size_t whysize);
 
