@@ -109,7 +109,9 @@ int tt_kafka_reach(rd_kafka_t *rk, const char *brokers, int64_t timeout_ms,
         }
         char why[512], took[32];
         if (!tt_log_rdkafka_failure(why, sizeof(why)))
-                snprintf(why, sizeof(why), "%s", rd_kafka_err2str(err));
+                snprintf(why, sizeof(why),
+                         "no broker answered (librdkafka: %s)",
+                         rd_kafka_err2str(err));
         tt_duration_format((double)timeout_ms, took, sizeof(took));
         snprintf(errstr, errsize,
                  "cannot reach the Kafka cluster at %s: %s (gave up after %s, "
