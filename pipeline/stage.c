@@ -1550,14 +1550,23 @@ static void start_positions(stage *st, rd_kafka_topic_partition_list_t *parts,
                                     committed, t->topic, t->partition)
                               : NULL;
                 if (committed && (!k || k->offset >= 0)) {
-                        TT_LOG(TT_LOG_WARN,
-                               "partition has a committed offset: it "
-                               "continues there (--from-beginning and "
-                               "--from-timestamp start new groups only; "
-                               "use a new --group to re-read)",
-                               TT_KV_S("topic", t->topic),
-                               TT_KV_I("partition", t->partition),
-                               TT_KV_I("committed_offset", k ? k->offset : -1));
+                        static const char msg[] =
+                            "partition has a committed offset: it "
+                            "continues there (--from-beginning and "
+                            "--from-timestamp start new groups only; "
+                            "use a new --group to re-read)";
+                        /* k is NULL when the answer lacked the partition:
+                         * no number to show, rather than a sentinel. */
+                        if (k)
+                                TT_LOG(TT_LOG_WARN, msg,
+                                       TT_KV_S("topic", t->topic),
+                                       TT_KV_I("partition", t->partition),
+                                       TT_KV_I("committed_offset", k->offset));
+                        else
+                                TT_LOG(TT_LOG_WARN, msg,
+                                       TT_KV_S("topic", t->topic),
+                                       TT_KV_I("partition", t->partition),
+                                       TT_KV_S("committed", "unknown"));
                         continue;
                 }
                 rd_kafka_topic_partition_list_add(l, t->topic, t->partition)

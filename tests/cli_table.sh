@@ -3,7 +3,8 @@
 # arguments -> exit status and a message (regex) on stdout or stderr. Covers
 # help and version, every option's value check (each command naming what it
 # accepts), unknown options and arguments, and a cluster that does not
-# answer (a loopback port with nothing listening: connection refused).
+# answer (a loopback port with nothing listening: connection refused), and
+# a metrics port already taken.
 set -euo pipefail
 T=${TT_BINARY:-build/tokentally}
 SRC=${TT_SOURCE_DIR:-.}
@@ -24,13 +25,19 @@ s = socket.socket()
 s.bind(("127.0.0.1", 0))
 closed = "127.0.0.1:%d" % s.getsockname()[1]
 s.close()
-subst = {"@CLOSED@": closed, "@RDKAFKA@": re.escape(os.environ["TT_RDKAFKA"]),
+# And one that is taken (listening) for the whole run.
+busy_sock = socket.socket()
+busy_sock.bind(("127.0.0.1", 0))
+busy_sock.listen(1)
+busy = "127.0.0.1:%d" % busy_sock.getsockname()[1]
+subst = {"@CLOSED@": closed, "@BUSY@": busy, "@RDKAFKA@": re.escape(os.environ["TT_RDKAFKA"]),
          "@AVRO@": re.escape(os.environ["TT_AVRO"])}
 
 def fill(text, literal):
     for k, v in subst.items():
-        text = text.replace(k, closed if (literal and k == "@CLOSED@") else
-                            (re.escape(closed) if k == "@CLOSED@" else v))
+        if k in ("@CLOSED@", "@BUSY@"):
+            v = v if literal else re.escape(v)
+        text = text.replace(k, v)
     return text
 
 rows = failed = 0
