@@ -20,6 +20,7 @@
 #include "tokentally/gen.h"
 #include "tokentally/gen_kafka.h"
 #include "tokentally/json_event.h"
+#include "tokentally/log.h"
 #include "tokentally/ocf.h"
 #include "tokentally/options.h"
 #include "tokentally/schema_registry.h"
@@ -285,6 +286,8 @@ int tt_cmd_gen(int argc, char **argv) {
                 return 0;
         }
         int rc = 2;
+        tt_log_set_level(
+            (tt_log_level)tt_log_parse_level(tt_opts_str(opts, "log-level")));
         const char *path = tt_opts_str(opts, "out");
         const char *format = tt_opts_str(opts, "format");
         const char *why = NULL;
@@ -348,6 +351,8 @@ int tt_cmd_gen(int argc, char **argv) {
                     .props = props,
                     .nprops = nprops,
                     .rate = tt_opts_double(opts, "rate"),
+                    .connect_timeout_ms =
+                        tt_opts_duration_ms(opts, "connect-timeout"),
                 };
                 /* --schema-registry: TokenEvent under <topic>-value. */
                 const char *sr = tt_opts_str(opts, "schema-registry");

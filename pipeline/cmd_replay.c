@@ -13,6 +13,7 @@
 #include "tokentally/err.h"
 #include "tokentally/json_out.h"
 #include "tokentally/kafka_out.h"
+#include "tokentally/log.h"
 #include "tokentally/options.h"
 #include "tokentally/outdir.h"
 #include "tokentally/replay.h"
@@ -170,6 +171,8 @@ int tt_cmd_replay(int argc, char **argv) {
                 return 0;
         }
         int rc = 2; /* usage errors until the options are checked */
+        tt_log_set_level(
+            (tt_log_level)tt_log_parse_level(tt_opts_str(o, "log-level")));
         tt_setup su;
         memset(&su, 0, sizeof(su));
         replay_out ro;
@@ -243,6 +246,13 @@ int tt_cmd_replay(int argc, char **argv) {
                 };
                 ro.kafka = tt_kafka_out_new(&oc, errstr, sizeof(errstr));
                 if (!ro.kafka) {
+                        fprintf(stderr, "tokentally replay: %s\n", errstr);
+                        goto out;
+                }
+                if (tt_kafka_out_reach(
+                        ro.kafka, oc.brokers,
+                        tt_opts_duration_ms(o, "connect-timeout"), NULL, errstr,
+                        sizeof(errstr))) {
                         fprintf(stderr, "tokentally replay: %s\n", errstr);
                         goto out;
                 }

@@ -137,10 +137,12 @@ int tt_stage_conf_from_opts(tt_stage_conf *sc, tt_setup *su, const tt_opts *o,
 int tt_cmd_run(int argc, char **argv) {
         char errstr[512];
         bool help;
+        /* Usage errors are one plain line and exit 2, as in every command;
+         * JSON log lines begin once the options are accepted. */
         tt_opts *o = tt_opts_parse(TT_CMD_RUN, argc, argv, &help, errstr,
                                    sizeof(errstr));
         if (!o) {
-                tt_log_kvs(TT_LOG_ERROR, errstr, NULL, 0);
+                fprintf(stderr, "tokentally run: %s\n", errstr);
                 return 2;
         }
         if (help) {
@@ -148,8 +150,6 @@ int tt_cmd_run(int argc, char **argv) {
                 tt_opts_destroy(o);
                 return 0;
         }
-        tt_log_set_level(
-            (tt_log_level)tt_log_parse_level(tt_opts_str(o, "log-level")));
         int rc = 2;
         tt_stage_live *live = NULL;
         tt_metrics_server *ms = NULL;
@@ -159,16 +159,17 @@ int tt_cmd_run(int argc, char **argv) {
         tt_registry *reg = NULL;
         bool abandon = false;
         tt_stage_conf sc;
-        if (tt_opts_npos(o)) {
-                TT_LOG(TT_LOG_ERROR, "unexpected argument",
-                       TT_KV_S("argument", tt_opts_pos(o, 0)));
-                goto done;
-        }
         if (tt_stage_conf_from_opts(&sc, &su, o, TT_CMD_RUN, errstr,
                                     sizeof(errstr))) {
-                tt_log_kvs(TT_LOG_ERROR, errstr, NULL, 0);
+                fprintf(stderr, "tokentally run: %s\n", errstr);
                 goto done;
         }
+        tt_log_set_level(
+            (tt_log_level)tt_log_parse_level(tt_opts_str(o, "log-level")));
+        /* The stage's log is the JSON stream: librdkafka's lines keep their
+         * levels there. */
+        tt_log_rdkafka_levels(1);
+        rc = 1; /* from here on, what fails is the run, not its options */
         /* transactional.id: stable per instance, so that a restarted
          * instance fences its predecessor and aborts what it left open. */
         char txid[512] = "";
@@ -236,6 +237,22 @@ int tt_cmd_run(int argc, char **argv) {
                 }
                 sc.out = out;
                 if (attempt == 1) {
+                        /* A cluster that never answers is a wrong
+                         * --brokers (or a network in the way): say so once
+                         * and exit, rather than retry in silence. Only at
+                         * start: an outage of a running stage is ridden
+                         * out. */
+                        if (tt_kafka_out_reach(
+                                out, sc.brokers,
+                                tt_opts_duration_ms(o, "connect-timeout"),
+                                &stop_flag, errstr, sizeof(errstr))) {
+                                /* Stopped by a signal: a clean stop. */
+                                rc = stop_flag ? 0 : 1;
+                                tt_log_kvs(stop_flag ? TT_LOG_INFO
+                                                     : TT_LOG_ERROR,
+                                           errstr, NULL, 0);
+                                goto done;
+                        }
                         /* A missing output topic is an operator's mistake
                          * to report at once, not after a transaction
                          * times out (issue 9, defect 6). */

@@ -31,6 +31,7 @@
 #include "tokentally/kafka_conf.h"
 #include "tokentally/kafka_out.h"
 #include "tokentally/leaderboard.h"
+#include "tokentally/log.h"
 #include "tokentally/mem.h"
 #include "tokentally/options.h"
 
@@ -338,14 +339,8 @@ int tt_cmd_tail(int argc, char **argv) {
                 tt_opts_destroy(o);
                 return 2;
         }
-        if (strcmp(format, "json") && strcmp(format, "table")) {
-                fprintf(stderr,
-                        "tokentally tail: --format: '%s' is not one of "
-                        "json|table\n",
-                        format);
-                tt_opts_destroy(o);
-                return 2;
-        }
+        tt_log_set_level(
+            (tt_log_level)tt_log_parse_level(tt_opts_str(o, "log-level")));
         bool from_beginning = tt_opts_flag(o, "from-beginning");
         bool exit_at_eof = tt_opts_flag(o, "exit-at-eof");
         size_t nprops;
@@ -386,6 +381,12 @@ int tt_cmd_tail(int argc, char **argv) {
                 goto done;
         }
         rd_kafka_poll_set_consumer(rk);
+        if (tt_kafka_reach(rk, tt_opts_str(o, "brokers"),
+                           tt_opts_duration_ms(o, "connect-timeout"), NULL,
+                           errstr, sizeof(errstr))) {
+                fprintf(stderr, "tokentally tail: %s\n", errstr);
+                goto done;
+        }
         parts = rd_kafka_topic_partition_list_new(8);
         char names[sizeof(topics)];
         memcpy(names, topics, sizeof(names));

@@ -126,6 +126,15 @@ int tt_gen_to_kafka(const tt_gen_conf *gc, const tt_gen_kafka_conf *kc,
                 snprintf(errstr, errsize, "%s", why);
                 return TT_ERR_KAFKA;
         }
+        /* Before the first event: a cluster that does not answer would
+         * otherwise be retried until every message times out. */
+        int rerr = tt_kafka_reach(g.rk, kc->brokers, kc->connect_timeout_ms,
+                                  NULL, errstr, errsize);
+        if (rerr) {
+                rd_kafka_destroy(g.rk);
+                tt_buf_free(&g.buf);
+                return rerr;
+        }
         const tt_gen_sink sink = {on_event, on_raw};
         tt_gen_conf c = *gc;
         c.text_output = kc->json;

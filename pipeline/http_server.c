@@ -4,7 +4,9 @@
 #include "tokentally/http_server.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -406,6 +408,16 @@ static int listen_on(const char *addr, int *port, char *errstr,
         if (!colon || colon == addr || !colon[1] ||
             (size_t)(colon - addr) >= sizeof(host)) {
                 snprintf(errstr, errsize, "'%s': expected HOST:PORT", addr);
+                return -1;
+        }
+        /* getaddrinfo takes "99999" and "-5" for ports (the first as a
+         * random one): only 0..65535 in digits. */
+        char *pend;
+        long port_num = strtol(colon + 1, &pend, 10);
+        if (*pend || !isdigit((unsigned char)colon[1]) || port_num > 65535) {
+                snprintf(errstr, errsize,
+                         "'%s': the port must be a number from 0 to 65535",
+                         addr);
                 return -1;
         }
         memcpy(host, addr, (size_t)(colon - addr));

@@ -551,6 +551,13 @@ int tt_kafka_out_check_topics(tt_kafka_out *o, int timeout_ms, char *errstr,
         return TT_ERR_OK;
 }
 
+int tt_kafka_out_reach(tt_kafka_out *o, const char *brokers, int64_t timeout_ms,
+                       volatile sig_atomic_t *stop, char *errstr,
+                       size_t errsize) {
+        return tt_kafka_reach(o->rk, brokers, timeout_ms, stop, errstr,
+                              errsize);
+}
+
 int tt_kafka_out_raw(tt_kafka_out *o, const char *topic, int32_t partition,
                      const void *key, size_t klen, const void *val,
                      size_t vlen) {

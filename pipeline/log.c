@@ -3,6 +3,7 @@
 #include "tokentally/log.h"
 
 #include <librdkafka/rdkafka.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -113,13 +114,47 @@ void tt_logf(tt_log_level l, const char *fmt, ...) {
         tt_log_kvs(l, msg, NULL, 0);
 }
 
+static _Atomic int rdkafka_levels;
+/* A process has one cluster (one --brokers), so one slot serves all its
+ * clients; the callback has no slot of its own (the opaque is the
+ * client's owner's). */
+static pthread_mutex_t failure_mu = PTHREAD_MUTEX_INITIALIZER;
+static char failure[512];
+
+void tt_log_rdkafka_levels(int keep) {
+        atomic_store(&rdkafka_levels, keep);
+}
+
+int tt_log_rdkafka_failure(char *out, size_t size) {
+        pthread_mutex_lock(&failure_mu);
+        snprintf(out, size, "%s", failure);
+        pthread_mutex_unlock(&failure_mu);
+        return out[0] != '\0';
+}
+
+/* "[thrd:...]: 127.0.0.1:1/bootstrap: Connect ... (after 0ms in state
+ * CONNECT, 3 identical error(s) suppressed)" -> the part in between. */
+static void keep_failure(const char *buf) {
+        const char *p = strstr(buf, "]: ");
+        p = p && buf[0] == '[' ? p + 3 : buf;
+        const char *end = strstr(p, " (after ");
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        pthread_mutex_lock(&failure_mu);
+        snprintf(failure, sizeof(failure), "%.*s", (int)n, p);
+        pthread_mutex_unlock(&failure_mu);
+}
+
 void tt_log_rdkafka(const struct rd_kafka_s *rk, int lvl, const char *fac,
                     const char *buf) {
+        if (lvl <= 4 && fac && !strcmp(fac, "FAIL"))
+                keep_failure(buf);
         /* syslog: 0-3 emerg..err, 4 warning, 5-6 notice/info, 7 debug. */
         tt_log_level l = lvl <= 3   ? TT_LOG_ERROR
                          : lvl == 4 ? TT_LOG_WARN
                          : lvl <= 6 ? TT_LOG_INFO
                                     : TT_LOG_DEBUG;
+        if (!atomic_load_explicit(&rdkafka_levels, memory_order_relaxed))
+                l = TT_LOG_DEBUG;
         const char *name = rk ? rd_kafka_name(rk) : "";
         TT_LOG(l, buf, TT_KV_S("component", "librdkafka"),
                TT_KV_S("facility", fac), TT_KV_S("client", name));

@@ -1,4 +1,6 @@
-/* tokentally: dispatch to a subcommand. */
+/* tokentally: dispatch to a subcommand; --help, help and --version. Exit
+ * status everywhere: 0 ok, 1 runtime failure, 2 usage error. */
+#include <librdkafka/rdkafka.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -15,12 +17,38 @@ static const struct {
     {"gen", tt_cmd_gen, "generate a synthetic event history"},
     {"tail", tt_cmd_tail, "print an output topic as JSON or a leaderboard"},
 };
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void usage(FILE *f) {
-        fprintf(f, "usage: tokentally <command> [options]\n\ncommands:\n");
-        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        fprintf(f, "usage: tokentally <command> [options]\n"
+                   "       tokentally --version | --help | help <command>\n"
+                   "\ncommands:\n");
+        for (size_t i = 0; i < NCOMMANDS; i++)
                 fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].what);
-        fprintf(f, "\n'tokentally <command> --help' lists its options.\n");
+        fprintf(f, "  %-8s %s\n", "version", "print the versions and exit");
+        fprintf(f, "\n'tokentally <command> --help' lists its options.\n"
+                   "Exit status: 0 ok, 1 failure, 2 usage error.\n");
+}
+
+/* librdkafka from the loaded library; Avro C has no version call, so the
+ * one pkg-config gave at build time (the -dev package's). */
+static int version(void) {
+        printf("tokentally %s\nlibrdkafka %s (built with %s)\n"
+               "Avro C %s (built with; the library has no version call)\n",
+               TT_VERSION, rd_kafka_version_str(), TT_RDKAFKA_BUILD_VERSION,
+               TT_AVRO_VERSION);
+        return 0;
+}
+
+static int dispatch(const char *name, int argc, char **argv) {
+        for (size_t i = 0; i < NCOMMANDS; i++)
+                if (!strcmp(name, commands[i].name))
+                        return commands[i].fn(argc, argv);
+        fprintf(stderr,
+                "tokentally: unknown command '%s'; 'tokentally --help' lists "
+                "the commands\n",
+                name);
+        return 2;
 }
 
 int main(int argc, char **argv) {
@@ -28,14 +56,40 @@ int main(int argc, char **argv) {
                 usage(stderr);
                 return 2;
         }
-        if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        const char *a = argv[1];
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
                 usage(stdout);
                 return 0;
         }
-        for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-                if (!strcmp(argv[1], commands[i].name))
-                        return commands[i].fn(argc - 2, argv + 2);
-        fprintf(stderr, "tokentally: unknown command '%s'\n", argv[1]);
-        usage(stderr);
-        return 2;
+        if (!strcmp(a, "--version") || !strcmp(a, "-V") ||
+            !strcmp(a, "version")) {
+                if (argc > 2) {
+                        fprintf(stderr, "tokentally: %s takes no argument\n",
+                                a);
+                        return 2;
+                }
+                return version();
+        }
+        if (!strcmp(a, "help")) {
+                if (argc == 2) {
+                        usage(stdout);
+                        return 0;
+                }
+                if (argc > 3) {
+                        fprintf(stderr, "tokentally: help takes one "
+                                        "command\n");
+                        return 2;
+                }
+                char *help[] = {"--help", NULL};
+                return dispatch(argv[2], 1, help);
+        }
+        if (a[0] == '-') {
+                fprintf(stderr,
+                        "tokentally: '%s' before the command; usage: "
+                        "tokentally <command> [options] ('tokentally --help' "
+                        "lists the commands)\n",
+                        a);
+                return 2;
+        }
+        return dispatch(a, argc - 2, argv + 2);
 }

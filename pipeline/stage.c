@@ -1459,10 +1459,21 @@ static int eos_start_offsets(stage *st, rd_kafka_topic_partition_list_t *parts,
                         a->offset = t->offset;
                         st->parts[t->partition].next_offset = t->offset;
                 }
-                TT_LOG(TT_LOG_INFO, "partition starts",
-                       TT_KV_S("topic", t->topic),
-                       TT_KV_I("partition", t->partition),
-                       TT_KV_I("committed_offset", t->offset));
+                /* No commit is librdkafka's OFFSET_INVALID (-1001): say
+                 * "none" rather than show the sentinel. */
+                if (t->offset >= 0)
+                        TT_LOG(TT_LOG_INFO, "partition starts",
+                               TT_KV_S("topic", t->topic),
+                               TT_KV_I("partition", t->partition),
+                               TT_KV_I("committed_offset", t->offset));
+                else
+                        TT_LOG(TT_LOG_INFO,
+                               "partition starts (no committed offset: "
+                               "--from-beginning, --from-timestamp or the "
+                               "end)",
+                               TT_KV_S("topic", t->topic),
+                               TT_KV_I("partition", t->partition),
+                               TT_KV_S("committed", "none"));
         }
         return 0;
 }
@@ -1568,14 +1579,23 @@ static void start_positions(stage *st, rd_kafka_topic_partition_list_t *parts,
                                     committed, t->topic, t->partition)
                               : NULL;
                 if (committed && (!k || k->offset >= 0)) {
-                        TT_LOG(TT_LOG_WARN,
-                               "partition has a committed offset: it "
-                               "continues there (--from-beginning and "
-                               "--from-timestamp start new groups only; "
-                               "use a new --group to re-read)",
-                               TT_KV_S("topic", t->topic),
-                               TT_KV_I("partition", t->partition),
-                               TT_KV_I("committed_offset", k ? k->offset : -1));
+                        static const char msg[] =
+                            "partition has a committed offset: it "
+                            "continues there (--from-beginning and "
+                            "--from-timestamp start new groups only; "
+                            "use a new --group to re-read)";
+                        /* k is NULL when the answer lacked the partition:
+                         * no number to show, rather than a sentinel. */
+                        if (k)
+                                TT_LOG(TT_LOG_WARN, msg,
+                                       TT_KV_S("topic", t->topic),
+                                       TT_KV_I("partition", t->partition),
+                                       TT_KV_I("committed_offset", k->offset));
+                        else
+                                TT_LOG(TT_LOG_WARN, msg,
+                                       TT_KV_S("topic", t->topic),
+                                       TT_KV_I("partition", t->partition),
+                                       TT_KV_S("committed", "unknown"));
                         continue;
                 }
                 rd_kafka_topic_partition_list_add(l, t->topic, t->partition)
@@ -1915,7 +1935,8 @@ void tt_stage_live_snapshot(tt_stage_live *l, tt_stage_snapshot *s) {
                 snprintf(s->reason, sizeof(s->reason), "%s",
                          l->err        ? l->errmsg
                          : l->finished ? "stage stopped"
-                                       : "stage not started");
+                                       : "no partition assigned yet: "
+                                         "connecting to the Kafka cluster");
         } else {
                 for (int i = 0; i < st->nw; i++) {
                         worker *w = &st->w[i];
@@ -1973,7 +1994,8 @@ void tt_stage_live_snapshot(tt_stage_live *l, tt_stage_snapshot *s) {
                 snprintf(s->reason, sizeof(s->reason), "%s",
                          err    ? tt_err2str(err)
                          : quit ? "stage stopping"
-                                : "no partition assigned yet");
+                                : "no partition assigned yet: waiting for "
+                                  "the group's assignment");
         }
         s->stats.commits = atomic_load(&l->commits);
         s->rebalances = atomic_load(&l->rebalances);

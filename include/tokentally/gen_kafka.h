@@ -19,6 +19,7 @@ typedef struct tt_gen_kafka_conf {
         size_t nprops;
         double rate; /* events per second; 0 = as fast as the broker takes */
         int32_t schema_id; /* Confluent header; 0: TT_SCHEMA_ID_TOKEN_EVENT */
+        int64_t connect_timeout_ms; /* tt_kafka_reach first; 0: no limit */
 } tt_gen_kafka_conf;
 
 /* Runs the scenario into the topic and waits until every message is

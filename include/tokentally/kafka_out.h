@@ -14,6 +14,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <signal.h>
 #include <stdint.h>
 
 #include "tokentally/event.h"
@@ -99,6 +100,12 @@ int64_t tt_kafka_out_tracked(tt_kafka_out *o);
  * leaders. */
 int tt_kafka_out_check_topics(tt_kafka_out *o, int timeout_ms, char *errstr,
                               size_t errsize);
+/* tt_kafka_reach (kafka_conf.h) on the producer: TT_ERR_KAFKA with "cannot
+ * reach the Kafka cluster at BROKERS: ..." when no broker answers within
+ * timeout_ms (<= 0: no wait). */
+int tt_kafka_out_reach(tt_kafka_out *o, const char *brokers, int64_t timeout_ms,
+                       volatile sig_atomic_t *stop, char *errstr,
+                       size_t errsize);
 
 /* Any record to any topic (the stage's internal topics); partition -1
  * lets the partitioner choose. Same queueing and errors as above. */

@@ -48,10 +48,22 @@ void tt_logf(tt_log_level l, const char *fmt, ...)
                    sizeof((const tt_log_kv[]){__VA_ARGS__}) /                  \
                        sizeof(tt_log_kv))
 
-/* librdkafka's log_cb (rd_kafka_conf_set_log_cb): syslog levels mapped to
- * ours, with the facility and client name as fields. */
+/* librdkafka's log_cb (rd_kafka_conf_set_log_cb, set by tt_kafka_conf_new):
+ * syslog levels mapped to ours, with the facility and client name as
+ * fields. By default every line is logged at debug: the commands that print
+ * plain text (tail, gen, replay) say what failed in one line of their own,
+ * and librdkafka's retries are detail. run, whose log is the JSON stream,
+ * calls tt_log_rdkafka_levels(true) to keep librdkafka's own levels. It also
+ * keeps the last connection failure (facility FAIL), for
+ * tt_log_rdkafka_failure. */
 struct rd_kafka_s;
 void tt_log_rdkafka(const struct rd_kafka_s *rk, int level, const char *fac,
                     const char *buf);
+/* Set once at start, before clients exist. */
+void tt_log_rdkafka_levels(int keep);
+/* The last connection failure librdkafka logged in this process, without
+ * its thread prefix ("127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1
+ * failed: Connection refused"). 1 when there is one, else 0. */
+int tt_log_rdkafka_failure(char *out, size_t size);
 
 #endif

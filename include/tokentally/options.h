@@ -36,7 +36,14 @@ typedef struct tt_opt_def {
         double min, max;     /* bounds for INT/DOUBLE/DURATION (ms) */
         unsigned cmds;       /* TT_CMD_* bits */
         const char *help;
+        /* Extra check of a given value (not of the default): 0, or -1 with
+         * what the option accepts in why ("is not HOST:PORT ..."). */
+        int (*check)(const char *v, char *why, size_t whysize);
 } tt_opt_def;
+
+/* A name may have several rows with disjoint cmds when the commands take
+ * different values (gen --format avro|jsonl, tail --format json|table):
+ * each command sees only its row, in its errors and its --help. */
 
 extern const tt_opt_def tt_opt_defs[];
 extern const size_t tt_opt_ndefs;
@@ -72,5 +79,21 @@ const char *tt_opts_pos(const tt_opts *o, size_t i);
 void tt_opts_help(FILE *f, unsigned cmd, const char *usage);
 /* Parses a duration ("10m") into ms. 0 on success, -1 otherwise. */
 int tt_duration_parse(const char *s, int64_t *ms);
+/* ms as the shortest exact duration text: "0", "500ms", "30s", "28d". */
+void tt_duration_format(double ms, char *out, size_t size);
+
+/* Value checks of the table (tt_opt_def.check). */
+int tt_check_nonempty(const char *v, char *why, size_t whysize);
+/* HOST:PORT, port 0..65535 (0: any free port); "off" or "" (none). */
+int tt_check_listen_addr(const char *v, char *why, size_t whysize);
+/* [SCHEME://]HOST[:PORT], comma-separated; port 1..65535. */
+int tt_check_brokers(const char *v, char *why, size_t whysize);
+/* A Kafka topic name: 1..249 of [A-Za-z0-9._-], not "." or "..". */
+int tt_check_topic(const char *v, char *why, size_t whysize);
+int tt_check_topic_or_empty(const char *v, char *why, size_t whysize);
+/* http://HOST... or https://HOST... */
+int tt_check_url(const char *v, char *why, size_t whysize);
+/* Comma-separated topic names. */
+int tt_check_topic_list(const char *v, char *why, size_t whysize);
 
 #endif
