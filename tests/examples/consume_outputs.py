@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
-"""Reads tokentally's output topics with confluent-kafka and fastavro.
+"""Reads tokentally's output topics with confluent-kafka and an Avro library.
 
-    pip install confluent-kafka fastavro
     python3 consume_outputs.py --brokers localhost:9092 \
-        --schemas schemas token-usage.rollups token-usage.streaks
+        token-usage.rollups token-usage.streaks
+
+Needs confluent-kafka and one of fastavro (pip) or Apache Avro's own
+library (Debian: python3-confluent-kafka python3-avro). The schemas are
+read from the repository's schemas/ folder, found from this file's place,
+so it runs from any directory; --schemas DIR for a copy kept elsewhere.
 
 Values are Avro in Confluent framing (byte 0, a 4-byte big-endian schema
 id: 2 WeeklyRollup, 3 StreakChange, then the Avro body), or JSON objects
@@ -20,16 +24,31 @@ import struct
 import sys
 from pathlib import Path
 
-import fastavro
 from confluent_kafka import Consumer, KafkaError, TopicPartition, OFFSET_BEGINNING
 
+try:
+    import fastavro
+except ImportError:                              # Debian's python3-avro
+    fastavro = None
+    import avro.io
+    import avro.schema
+
 SCHEMA_FILES = {2: "weekly_rollup.avsc", 3: "streak_change.avsc"}
+SCHEMA_DIR = Path(__file__).resolve().parent.parent.parent / "schemas"
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
 def load_schemas(folder):
-    return {sid: fastavro.parse_schema(json.loads((Path(folder) / f).read_text()))
-            for sid, f in SCHEMA_FILES.items()}
+    schemas = {}
+    for sid, name in SCHEMA_FILES.items():
+        path = Path(folder) / name
+        if not path.is_file():
+            sys.exit("%s not found: give the folder of tokentally's *.avsc "
+                     "with --schemas DIR" % path)
+        text = path.read_text()
+        schemas[sid] = (fastavro.parse_schema(json.loads(text)) if fastavro
+                        else avro.schema.parse(text))
+    return schemas
 
 
 def decode(value, schemas):
@@ -38,7 +57,12 @@ def decode(value, schemas):
     magic, schema_id = struct.unpack(">bI", value[:5])
     if magic != 0 or schema_id not in schemas:
         raise ValueError("not a tokentally output record")
-    record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schemas[schema_id])
+    body = io.BytesIO(value[5:])
+    if fastavro:
+        record = fastavro.schemaless_reader(body, schemas[schema_id])
+    else:
+        record = avro.io.DatumReader(schemas[schema_id]).read(
+            avro.io.BinaryDecoder(body))
     for name, x in record.items():              # timestamp-millis -> epoch ms
         if isinstance(x, datetime.datetime):
             record[name] = (x - EPOCH) // datetime.timedelta(milliseconds=1)
@@ -48,7 +72,7 @@ def decode(value, schemas):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--brokers", default="localhost:9092")
-    ap.add_argument("--schemas", default="schemas", help="folder of *.avsc")
+    ap.add_argument("--schemas", default=SCHEMA_DIR, help="folder of *.avsc")
     ap.add_argument("topics", nargs="+")
     args = ap.parse_args()
     schemas = load_schemas(args.schemas)
