@@ -2,11 +2,14 @@
 """High-cardinality input for tests/e2e_cardinality.sh and
 bench/cardinality.sh (issue 11).
 
-    gen_cardinality.py [--weeks 12] [--models 100000] [--big 1000000] OUT.jsonl
+    gen_cardinality.py [--weeks 12] [--models 100000] [--big 1000000]
+                       [--after 0] OUT.jsonl
 
 Writes JSON Lines: WEEKS consecutive ISO weeks from 2026-W02 with the same
 MODELS model slugs each (one request per model and week), then, when --big is
-given, one more week with BIG distinct models. Token counts come from a hash
+given, one more week with BIG distinct models, then, when --after is given,
+one more week with AFTER models (on Kafka its watermark closes the big week
+before the end of input, tests/it_kafka_cardinality.sh). Token counts come from a hash
 of (week, model) with many ties, so ranks test the key tie-break; authors
 cycle through known ones (CN, US, FR), unknown ones (ZZ) and an explicit
 origin. Event times rise through each week, so nothing is late. The recount of
@@ -27,7 +30,7 @@ def tokens_of(week, i):
 
 
 def gen(args):
-    weeks, models, big, out = 12, 100000, 0, None
+    weeks, models, big, after, out = 12, 100000, 0, 0, None
     it = iter(args)
     for a in it:
         if a == "--weeks":
@@ -36,11 +39,15 @@ def gen(args):
             models = int(next(it))
         elif a == "--big":
             big = int(next(it))
+        elif a == "--after":
+            after = int(next(it))
         else:
             out = a
     plan = [(w, models) for w in range(weeks)]
     if big:
         plan.append((weeks, big))
+    if after:
+        plan.append((len(plan), after))
     with open(out, "w", buffering=1 << 20) as f:
         for w, n in plan:
             start = START + w * WEEK_MS

@@ -8,19 +8,7 @@
 # TT_SCN_SEED (the time), TT_SCN_KEEP=1 keeps the stage logs.
 set -euo pipefail
 SRC=${TT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
-B=${TT_BUILD_DIR:-$SRC/build}
-T=${TT_BINARY:-$B/tokentally}
-K=${TT_KAFKA_DIR:-$B/kafka-scn}   # its own: ctest runs the it_kafka_* in parallel
-BROKER="bash $SRC/tests/kafka/broker.sh"
-tmp=$(mktemp -d)
-cleanup() {
-  $BROKER stop "$K" >/dev/null 2>&1 || true
-  if [ "${TT_SCN_KEEP:-0}" = 1 ]; then echo "logs kept in $tmp"; else rm -rf "$tmp"; fi
-}
-trap cleanup EXIT
-$BROKER install "$K"
-envs=$($BROKER start "$K")
-eval "$envs"
+. "$SRC/tests/kafka/up.sh" kafka-scn "${TT_SCN_KEEP:-0}"
 args=(--brokers "$KAFKA_BROKERS" --binary "$T" --src "$SRC" --tmp "$tmp"
       --guarantee "${TT_SCN_GUARANTEE:-all}" --repeat "${TT_SCN_REPEAT:-1}")
 [ -n "${TT_SCN_SEED:-}" ] && args+=(--seed "$TT_SCN_SEED")

@@ -64,11 +64,12 @@ def rows(events, origins):
     for (wk, dim), keys in cells.items():
         total = cells[(wk, "TOTAL")]["*"]["tokens"]
         prev = cells.get((shift_week(wk, -1), dim), {})
+        start = week_start_ms(wk)
         for rank, key in enumerate(_ranked(keys), 1):
             k = keys[key]
             pt = prev[key]["tokens"] if key in prev else None
             out["%s/%s/%s" % (wk, dim, key)] = {
-                "week": wk, "week_start": week_start_ms(wk), "dimension": dim,
+                "week": wk, "week_start": start, "dimension": dim,
                 "key": key,
                 "origin": latest_origin[(wk, key)][1] if dim == "MODEL" else None,
                 "tokens": k["tokens"], "prompt_tokens": k["prompt_tokens"],

@@ -166,7 +166,14 @@ class Kafka:
                 p.begin_transaction()
             for k, v in payloads[i:i + n]:
                 kw = {"timestamp": timestamp} if timestamp else {}
-                p.produce(topic, v, k, partition=zlib.crc32(k) % nparts, **kw)
+                while True:
+                    try:
+                        p.produce(topic, v, k, partition=zlib.crc32(k) % nparts, **kw)
+                        break
+                    except BufferError:
+                        # the local queue is full (10^6 messages at once,
+                        # it_kafka_cardinality): wait for deliveries
+                        p.poll(0.05)
                 i += 1
                 if rate:
                     ahead = i / rate - (time.monotonic() - t0)
@@ -224,15 +231,15 @@ class Kafka:
         deadline = time.monotonic() + 120
         while len(eof) < len(parts):
             check(time.monotonic() < deadline, "reading %s: no end" % topic)
-            m = c.poll(1.0)
-            if m is None:
-                continue
-            if m.error():
-                if m.error().code() == EOF_CODE:
-                    eof.add(m.partition())
-                    continue
-                raise Failure("reading %s: %s" % (topic, m.error()))
-            out.append(m)
+            # in batches: a message at a time is most of the time of
+            # reading 10^6 rows (it_kafka_cardinality)
+            for m in c.consume(10000, 1.0):
+                if m.error():
+                    if m.error().code() == EOF_CODE:
+                        eof.add(m.partition())
+                        continue
+                    raise Failure("reading %s: %s" % (topic, m.error()))
+                out.append(m)
         c.close()
         return out
 
@@ -241,7 +248,7 @@ class Kafka:
 
 class Stage:
     def __init__(self, ctx, name, guarantee, group, input_topic, instance,
-                 extra):
+                 extra, timed=False):
         self.log = os.path.join(ctx.tmp, "%s.%s.log" % (name, instance))
         args = [ctx.binary, "run", "--brokers", ctx.kafka.brokers,
                 "--group", group, "--input-topic", input_topic,
@@ -259,9 +266,23 @@ class Stage:
         if os.environ.get("TT_SCN_LOG_LEVEL"):
             args += ["--log-level", os.environ["TT_SCN_LOG_LEVEL"]]
         args += extra
-        self.args = args
         self.f = open(self.log, "ab")
+        self.log_from = self.f.tell()  # this run's lines start here
+        self.time_file = None
+        if timed:
+            # Peak RSS as time -v measures it: of the stage alone. (The
+            # rusage of a child forked from this process would count the
+            # harness's own pages until the exec.)
+            self.time_file = "%s.%d.time" % (self.log, self.log_from)
+            args = ["/usr/bin/time", "-f", "%e %M", "-o", self.time_file] + args
+        self.args = args
+        self.t0 = time.monotonic()
         self.p = subprocess.Popen(args, stdout=self.f, stderr=self.f)
+        self.seconds = None  # wall time, once it exited
+
+    def _done(self):
+        self.seconds = time.monotonic() - self.t0
+        self.f.close()
 
     def wait(self, timeout):
         try:
@@ -270,13 +291,35 @@ class Stage:
             self.p.kill()
             self.p.wait()
             raise Failure("stage did not exit in %d s (log %s)" % (timeout, self.log))
-        self.f.close()
+        self._done()
         return rc
 
+    def pid(self):
+        """The stage's pid (not /usr/bin/time's)."""
+        if not self.time_file:
+            return self.p.pid
+        for _ in range(100):
+            try:
+                with open("/proc/%d/task/%d/children" % (self.p.pid, self.p.pid)) as f:
+                    kids = f.read().split()
+            except OSError:
+                kids = []
+            if kids:
+                return int(kids[0])
+            time.sleep(0.01)
+        raise Failure("no stage process under /usr/bin/time")
+
     def kill9(self):
-        self.p.send_signal(signal.SIGKILL)
+        os.kill(self.pid(), signal.SIGKILL)
         self.p.wait()
-        self.f.close()
+        self._done()
+
+    def maxrss_kib(self):
+        """Peak RSS of the stage in KiB (timed, once it exited), else None."""
+        if not self.time_file:
+            return None
+        with open(self.time_file) as f:
+            return int(f.read().split()[-1])
 
     def last_line(self):
         with open(self.log, "rb") as f:
@@ -324,16 +367,16 @@ class Run:
         if counted:
             self.events += evs
 
-    def stage(self, instance="a", extra=(), group=None):
+    def stage(self, instance="a", extra=(), group=None, timed=False):
         self.stages += 1
         ex = list(extra) + ["--input-format", self.ifmt,
                             "--output-format", self.ofmt]
         return Stage(self.ctx, self.name, self.g, group or self.group,
-                     self.input, instance, ex)
+                     self.input, instance, ex, timed)
 
     def run_eof(self, instance="a", extra=(), group=None, timeout=120,
-                expect_rc=0):
-        s = self.stage(instance, ["--close-at-eof"] + list(extra), group)
+                expect_rc=0, timed=False):
+        s = self.stage(instance, ["--close-at-eof"] + list(extra), group, timed)
         rc = s.wait(timeout)
         last = s.last_line()
         check(rc == expect_rc, "run exited %d, expected %d: %s (log %s)" %
