@@ -10,7 +10,8 @@
 #  - every entry of tt_opt_defs[] in pipeline/options.c must show up in
 #    some command's --help (else the help is no longer a complete source);
 #  - a one-word default the help prints, "(default X)", must appear as `X`
-#    in the row's default column.
+#    in the row's default column (and some must be found: a help format
+#    this check no longer reads fails instead of passing silently).
 # Each problem is printed as one line saying exactly what to add or remove;
 # exit 1 if there is any.
 set -euo pipefail
@@ -133,6 +134,9 @@ def probe(cmd, opt):
 
 # --- compare -----------------------------------------------------------
 ndef = sum(1 for k, d in accepted.items() if d and k in documented)
+if ndef == 0:
+    problems.append("no '(default X)' read from any --help: has the help's "
+                    "format changed? (update the pattern in this check)")
 for (cmd, opt), default in sorted(accepted.items()):
     if (cmd, opt) not in documented:
         where = ("the top level ('tokentally')" if cmd == "tokentally"
