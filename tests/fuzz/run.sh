@@ -57,6 +57,7 @@ fi
 
 export ASAN_OPTIONS=detect_leaks=1:halt_on_error=1:abort_on_error=1
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
 failed=()
 for n in "${names[@]}"; do
   bin=$B/fuzz_$n
