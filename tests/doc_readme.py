@@ -1,17 +1,21 @@
 #!/usr/bin/env python3
-"""Runs the README's marked shell blocks in order and checks their output.
+"""Runs the marked shell blocks of the documentation in order and checks
+their output.
 
-    doc_readme.py README.md WORKDIR
+    doc_readme.py WORKDIR FILE [FILE...]
 
 A fenced block right after the line `<!-- doc-test -->` is run; all such
-blocks run in one bash (`set -eo pipefail`) in WORKDIR, in README order,
-so variables and `cd` carry from one to the next as in a terminal. A
+blocks of all the FILEs run in one bash (`set -eo pipefail`) in WORKDIR,
+file after file in the order given and in each file from top to bottom,
+so variables and `cd` carry from one to the next as in a terminal (a
+later file's blocks may use what an earlier file's set up). A
 fenced block right after `<!-- doc-test: expect -->` lists lines that the
 output (stdout and stderr) of the block run before it must contain: each
 line, with runs of blanks made one and the ends stripped, must equal a
 whole output line treated the same way; lines that are `...` are skipped.
-Exit 1 on a block's non-zero exit, a missing line, or a marker without a
-block after it."""
+Exit 1 on a block's non-zero exit, a missing line, a marker without a
+block after it, a missing FILE, or no run block in any FILE. Messages name
+the file and line of the block."""
 import os
 import re
 import subprocess
@@ -35,7 +39,8 @@ def blocks(path):
                 j += 1
             if j == len(lines):
                 sys.exit("%s:%d: unclosed block" % (path, i + 2))
-            out.append(("run" if mark == RUN else "expect", i + 3, "\n".join(lines[i + 2:j])))
+            out.append(("run" if mark == RUN else "expect", "%s line %d" % (path, i + 3),
+                        "\n".join(lines[i + 2:j])))
             i = j
         i += 1
     return out
@@ -46,11 +51,22 @@ def squeeze(s):
 
 
 def main():
-    readme, work = sys.argv[1], os.path.abspath(sys.argv[2])
-    bl = blocks(readme)
+    if len(sys.argv) < 3:
+        sys.exit("usage: doc_readme.py WORKDIR FILE [FILE...]")
+    work, files = os.path.abspath(sys.argv[1]), sys.argv[2:]
+    bl = []
+    for path in files:
+        if not os.path.isfile(path):
+            sys.exit("%s: no such file" % path)
+        got = blocks(path)
+        print("%s: %d run blocks, %d expect blocks" % (
+            path, sum(1 for b in got if b[0] == "run"), sum(1 for b in got if b[0] == "expect")))
+        if got and got[0][0] == "expect":
+            sys.exit("%s: an expect block before any run block of that file" % got[0][1])
+        bl += got
     runs = [b for b in bl if b[0] == "run"]
     if not runs:
-        sys.exit("no %s block in %s" % (RUN, readme))
+        sys.exit("no %s block in %s" % (RUN, " ".join(files)))
     driver = ["set -eo pipefail", "cd %s" % work]
     for n, (kind, line, text) in enumerate(bl):
         if kind == "run":
@@ -71,17 +87,14 @@ def main():
         if kind == "run":
             last_run = (n, line)
             if not os.path.exists("%s/.block%d.out" % (work, n)):
-                print("== README line %d: not run" % line)
+                print("== %s: not run" % line)
                 continue
             out = open("%s/.block%d.out" % (work, n)).read()
-            print("== README line %d:\n%s\n-- output (last 30 lines):" % (line, text))
+            print("== %s:\n%s\n-- output (last 30 lines):" % (line, text))
             print("\n".join(out.rstrip("\n").split("\n")[-30:]))
             if current == str(n):
-                failures.append("README line %d: the block exited with %s" % (line, rc))
+                failures.append("%s: the block exited with %s" % (line, rc))
         else:
-            if last_run is None:
-                failures.append("README line %d: an expect block before any run block" % line)
-                continue
             path = "%s/.block%d.out" % (work, last_run[0])
             if not os.path.exists(path) or current == str(last_run[0]):
                 continue
@@ -89,7 +102,7 @@ def main():
             for want in text.split("\n"):
                 w = squeeze(want)
                 if w and w != "..." and w not in got:
-                    failures.append("README line %d: the output of the block at line %d "
+                    failures.append("%s: the output of the block at %s "
                                     "lacks: %s" % (line, last_run[1], w))
     if current != "done" and not failures:
         failures.append("the blocks stopped at %s (exit %s)" % (current, rc))

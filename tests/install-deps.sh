@@ -21,7 +21,7 @@ elif [ "${1:-}" != --build ]; then
   # validates and reads docker/compose.yml with them.
   pkgs+=(python3 python3-avro python3-confluent-kafka kcat clang-format
          docker-compose python3-yaml)
-  # python3-venv: tests/it_kafka_tail.sh runs the README's consumer example
+  # python3-venv: tests/it_kafka_tail.sh runs docs/consuming.md's consumer example
   # in a venv under the build folder with fastavro from PyPI (not in Debian).
   pkgs+=(python3-venv)
 fi

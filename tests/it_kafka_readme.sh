@@ -1,21 +1,26 @@
 #!/usr/bin/env bash
-# The README as a test: tests/doc_readme.py runs every shell block marked
-# `<!-- doc-test -->`, in order, in a folder laid out like the repository
-# (build/tokentally, tests/, schemas/), against a Kafka broker of its own,
-# and checks each `<!-- doc-test: expect -->` block's lines in the output
-# of the block before it. The README's commands read the broker's address
+# The documentation as a test: tests/doc_readme.py runs every shell block
+# marked `<!-- doc-test -->` of README.md and docs/*.md, in one shell, in
+# this order: README.md (the tour), docs/operations.md (a Kafka of your own:
+# topics, gen, run, tail, the Python example), docs/consuming.md, then the
+# other docs/*.md by name; each file top to bottom. They run in a folder
+# laid out like the repository (build/tokentally, tests/, schemas/),
+# against a Kafka broker of its own, and each `<!-- doc-test: expect -->`
+# block's lines are checked in the output of the block before it. A
+# marked block in any docs/*.md runs, so no command shown there can rot
+# unseen. The commands read the broker's address
 # from $KAFKA_BROKERS, exported here; `python3` is Debian's (the README's
 # fresh Debian machine: python3-confluent-kafka, python3-avro) and
 # `kafka-topics.sh` the one broker.sh installs. Then the Python example,
 # run from / (schemas found from its own place) with python3-avro, must
-# decode exactly what `tail` decodes. TT_DOC_README checks another copy of
-# the README (to show that a broken one fails).
+# decode exactly what `tail` decodes. TT_DOC_ROOT checks the README.md and
+# docs/ of another folder (a copy with a block broken, to show it fails).
 set -euo pipefail
 SRC=${TT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
 B=${TT_BUILD_DIR:-$SRC/build}
 T=${TT_BINARY:-$B/tokentally}
-K=$B/kafka-readme
-README=${TT_DOC_README:-$SRC/README.md}
+K=${TT_KAFKA_DIR:-$B/kafka-readme}   # as tests/kafka/up.sh
+DOCS=${TT_DOC_ROOT:-$SRC}
 BROKER="bash $SRC/tests/kafka/broker.sh"
 tmp=$(mktemp -d)
 trap '$BROKER stop "$K" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
@@ -36,7 +41,15 @@ ln -s "$T" "$tmp/work/build/tokentally"
 ln -s /usr/bin/python3 "$tmp/bin/python3"
 export PATH=$tmp/bin:$K/bin:$PATH
 
-/usr/bin/python3 "$SRC/tests/doc_readme.py" "$README" "$tmp/work" || fail "the README's blocks"
+# README.md first (its tour makes out/), then operations.md (the broker,
+# topics and run that consuming.md's blocks, if any, would read), then
+# consuming.md, then every other docs/*.md in name order.
+docs=("$DOCS/README.md" "$DOCS/docs/operations.md" "$DOCS/docs/consuming.md")
+for f in "$DOCS"/docs/*.md; do
+  case ${f##*/} in operations.md | consuming.md) ;; *) docs+=("$f") ;; esac
+done
+/usr/bin/python3 "$SRC/tests/doc_readme.py" "$tmp/work" "${docs[@]}" ||
+  fail "the documentation's blocks"
 
 echo "== the Python example from / with python3-avro equals tail"
 (cd / && python3 "$SRC/tests/examples/consume_outputs.py" --brokers "$KAFKA_BROKERS" \

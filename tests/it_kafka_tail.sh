@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `tokentally tail` and the Python consumer example of the README on a real
+# `tokentally tail` and the Python consumer example of docs/consuming.md on a real
 # Apache Kafka broker: the april-2026 scenario through `run`, then
 #  (a) tail --format table prints the headline (CN 2026-W14 1,296,000,000,
 #      +31.48%, 48.00% of the week, 5 consecutive weeks);
@@ -137,14 +137,14 @@ print("schema ids 101, 102 and a bad body:", types)
 PY
 
 echo "== (c) the Python consumer example (confluent-kafka + fastavro)"
-# The README shows the file itself: the two must not drift apart.
-/usr/bin/python3 - "$SRC/README.md" "$SRC/tests/examples/consume_outputs.py" <<'PY'
+# docs/consuming.md shows the file itself: the two must not drift apart.
+/usr/bin/python3 - "$SRC/docs/consuming.md" "$SRC/tests/examples/consume_outputs.py" <<'PY'
 import sys
 readme, example = open(sys.argv[1]).read(), open(sys.argv[2]).read()
-part = readme.split("### A consumer in Python", 1)[1]
+part = readme.split("\n## A consumer in Python\n", 1)[1]
 block = part.split("```python\n", 1)[1].split("\n```", 1)[0]
 if block.strip("\n") != example.strip("\n"):
-    sys.exit("README's Python example differs from tests/examples/consume_outputs.py")
+    sys.exit("docs/consuming.md's Python example differs from tests/examples/consume_outputs.py")
 PY
 (cd "$SRC" && "$PY" tests/examples/consume_outputs.py --brokers "$KAFKA_BROKERS" \
   avro.rollups avro.streaks) >"$tmp/example.jsonl" 2>"$tmp/example.err"

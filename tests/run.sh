@@ -26,7 +26,8 @@ supp=$PWD/tests/lsan.supp # libavro's own leak on a bad schema: see the file
 # Fuzzing, short and bounded: every libFuzzer harness of tests/fuzz for
 # 12 s (clang, ASan + UBSan; under 3 minutes in all with the build). A
 # crash fails the run and keeps its input under tests/fuzz/regressions/,
-# which unit_fuzz_regress replays from then on. Long runs: see README.
+# which unit_fuzz_regress replays from then on. Long runs: see docs/operations.md
+# ("Hostile input").
 bash tests/fuzz/run.sh --seconds 12
 
 # Formatting is part of the build's contract.

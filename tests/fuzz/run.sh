@@ -6,7 +6,7 @@
 #   bash tests/fuzz/run.sh [--seconds N] [--merge] [HARNESS...]
 #
 #   --seconds N  time per harness (default 15: the step of tests/run.sh;
-#                1800 for the long runs whose figures the README quotes)
+#                1800 for the long runs of docs/operations.md, "Hostile input")
 #   --merge      afterwards, minimise the working corpus (its inputs under
 #                600 bytes) back into tests/fuzz/corpus/<name>, the small
 #                corpus kept in git

@@ -125,7 +125,7 @@ EOF
 }
 
 # DIR/bin/kafka-topics.sh, the script of Kafka's distribution (which the
-# Maven jars lack), so that the README's topic commands run the same here
+# Maven jars lack), so that the topic commands of docs/operations.md run the same here
 # as on a real cluster.  Written whole to a temporary file and renamed:
 # several installs of one DIR may run at once.
 write_tool_scripts() {
