@@ -1918,6 +1918,10 @@ static void live_detach(stage *st, const tt_stage_stats *final, int err) {
         pthread_mutex_unlock(&l->mu);
 }
 
+void tt_stage_live_read(void *live, tt_stage_snapshot *s) {
+        tt_stage_live_snapshot(live, s);
+}
+
 void tt_stage_live_snapshot(tt_stage_live *l, tt_stage_snapshot *s) {
         tt_stage_part_snap *parts = s->parts;
         size_t cap = s->cap;
