@@ -138,6 +138,28 @@ static void stage_init(stage *st, const tt_stage_conf *conf,
                          conf->group);
 }
 
+/* Exactly-once: the merger's decoder, the internal topics, and the
+ * producer's first transaction. */
+static int eos_open(stage *st, char *errstr, size_t errsize) {
+        const tt_stage_conf *conf = st->conf;
+        int err;
+        char why[512];
+        if (!(st->mjd = tt_json_dec_new())) {
+                snprintf(errstr, errsize, "out of memory");
+                return TT_ERR_NOMEM;
+        }
+        if ((err = tt_stage_ensure_topics(st, errstr, errsize)))
+                return err;
+        tt_kafka_out_track(conf->out, st->partials);
+        if ((err = tt_kafka_out_txn_init(conf->out, 60000, why, sizeof(why))) ||
+            (err = tt_kafka_out_txn_begin(conf->out, why, sizeof(why)))) {
+                snprintf(errstr, errsize, "%s", why);
+                return err;
+        }
+        st->txn_open = true;
+        return TT_ERR_OK;
+}
+
 /* Engine, decoders, the consumer, the worker threads and (exactly-once)
  * the producer's first transaction, then the subscription. 0, or a tt_err
  * with errstr set; what was opened is released by stage_release. */
@@ -189,24 +211,8 @@ static int stage_open(stage *st, char *errstr, size_t errsize) {
                 }
                 st->w[i].started = true;
         }
-        if (st->eos) {
-                char why[512];
-                if (!(st->mjd = tt_json_dec_new())) {
-                        snprintf(errstr, errsize, "out of memory");
-                        return TT_ERR_NOMEM;
-                }
-                if ((err = tt_stage_ensure_topics(st, errstr, errsize)))
-                        return err;
-                tt_kafka_out_track(conf->out, st->partials);
-                if ((err = tt_kafka_out_txn_init(conf->out, 60000, why,
-                                                 sizeof(why))) ||
-                    (err =
-                         tt_kafka_out_txn_begin(conf->out, why, sizeof(why)))) {
-                        snprintf(errstr, errsize, "%s", why);
-                        return err;
-                }
-                st->txn_open = true;
-        }
+        if (st->eos && (err = eos_open(st, errstr, errsize)))
+                return err;
         rd_kafka_topic_partition_list_t *sub =
             rd_kafka_topic_partition_list_new(2);
         rd_kafka_topic_partition_list_add(sub, conf->topic,

@@ -82,25 +82,22 @@ static int partial_flush(void *opaque, const void *rec, size_t len) {
                                 rec, len);
 }
 
-/* One transaction's end, with the workers paused: what the workers
- * counted goes out as a partial record, the merger (if here) runs and
- * checkpoints, and the offsets commit with all of it. final: no new
- * transaction after it. */
-void tt_stage_eos_cycle(stage *st, int64_t now, bool final) {
+/* The partial record of this interval (each owned partition's report and
+ * what the workers counted), written into the open transaction, and the
+ * input offsets to commit with it, each with its watermark as metadata.
+ * NULL after a failure (reported). */
+static rd_kafka_topic_partition_list_t *partial_record(stage *st, int64_t now,
+                                                       tt_partial_writer *pw,
+                                                       bool *any,
+                                                       bool *all_eof) {
         const tt_stage_conf *c = st->conf;
-        /* After a failure the transaction is gone (aborted or fatal): the
-         * stage is on its way out, to be rerun from the commits. */
-        if (!st->txn_open || atomic_load(&st->err))
-                return;
-        char why[512];
-        double emit_s = -1;
-        tt_partial_writer pw;
-        tt_partial_cells_begin(&pw, &st->pbuf);
+        tt_partial_cells_begin(pw, &st->pbuf);
         /* A front that counted 10^5-10^6 models in one interval would pass
          * the partials topic's max.message.bytes (16 MiB) in one record:
          * cut at 4 MiB, the reports in the last piece (partials.h). */
-        tt_partial_cells_chunked(&pw, PARTIAL_CHUNK, partial_flush, st);
-        bool any = false, all_eof = true;
+        tt_partial_cells_chunked(pw, PARTIAL_CHUNK, partial_flush, st);
+        *any = false;
+        *all_eof = true;
         /* One pass: each owned partition's report, and its offset (with
          * its watermark as metadata) for this transaction's commit. */
         rd_kafka_topic_partition_list_t *l =
@@ -113,9 +110,9 @@ void tt_stage_eos_cycle(stage *st, int64_t now, bool final) {
                 bool idle;
                 tt_engine_partition_state(st->e, p, now, &mt, &idle);
                 bool eof = c->close_at_eof && atomic_load(&pp->eof);
-                any = true;
-                all_eof &= eof;
-                tt_partial_report(&pw, p, mt,
+                *any = true;
+                *all_eof &= eof;
+                tt_partial_report(pw, p, mt,
                                   (idle ? TT_PARTIAL_IDLE : 0) |
                                       (eof ? TT_PARTIAL_EOF : 0));
                 if (pp->next_offset < 0)
@@ -131,55 +128,116 @@ void tt_stage_eos_cycle(stage *st, int64_t now, bool final) {
                         t->metadata_size = strlen(meta);
                 }
         }
-        tt_partial_cells_mid(&pw);
+        tt_partial_cells_mid(pw);
         static const tt_engine_cells_visitor dv = {tt_stage_dv_model,
                                                    tt_stage_dv_origin};
-        tt_engine_drain(st->e, &dv, &pw);
-        int err = tt_partial_cells_end(&pw);
-        if (!err && (pw.nrep || pw.ncell))
+        tt_engine_drain(st->e, &dv, pw);
+        int err = tt_partial_cells_end(pw);
+        if (!err && (pw->nrep || pw->ncell))
                 err = tt_kafka_out_raw(c->out, st->partials, 0, c->group,
                                        strlen(c->group), st->pbuf.data,
                                        st->pbuf.len);
         if (err) {
                 tt_stage_fail(st, err, "partial record: %s", tt_err2str(err));
                 rd_kafka_topic_partition_list_destroy(l);
-                return;
+                return NULL;
         }
-        if (st->merger) {
-                tt_engine *me = tt_merger_engine(st->merger);
-                double t_emit = tt_mono_s();
-                tt_engine_tick(me, now);
-                if (c->emit_interval_ms > 0 &&
-                    now - st->last_prov >= c->emit_interval_ms) {
-                        tt_engine_emit_provisional(me, now);
-                        st->last_prov = now;
-                }
-                if (c->close_at_eof && !st->merger_done &&
-                    tt_engine_all_eof(me)) {
-                        tt_engine_close_all(me, now);
-                        st->merger_done = true;
-                }
-                if (tt_engine_error(me)) {
-                        tt_stage_fail(st, tt_engine_error(me), "engine: %s",
-                                      tt_err2str(tt_engine_error(me)));
-                        rd_kafka_topic_partition_list_destroy(l);
-                        return;
-                }
-                if ((err = tt_merger_checkpoint(st->merger, tt_stage_put_state,
-                                                st))) {
-                        tt_stage_fail(st, err, "state checkpoint: %s",
-                                      tt_err2str(err));
-                        rd_kafka_topic_partition_list_destroy(l);
-                        return;
-                }
-                emit_s = tt_mono_s() - t_emit;
+        return l;
+}
+
+/* The merger's part of a cycle, in the instance that holds it: tick,
+ * PROVISIONAL rows, --close-at-eof, and the state checkpoint, all in the
+ * open transaction. 0 with the seconds it took in *emit_s, or -1 after a
+ * failure (reported). */
+static int merger_cycle(stage *st, int64_t now, double *emit_s) {
+        const tt_stage_conf *c = st->conf;
+        tt_engine *me = tt_merger_engine(st->merger);
+        double t_emit = tt_mono_s();
+        tt_engine_tick(me, now);
+        if (c->emit_interval_ms > 0 &&
+            now - st->last_prov >= c->emit_interval_ms) {
+                tt_engine_emit_provisional(me, now);
+                st->last_prov = now;
+        }
+        if (c->close_at_eof && !st->merger_done && tt_engine_all_eof(me)) {
+                tt_engine_close_all(me, now);
+                st->merger_done = true;
+        }
+        if (tt_engine_error(me)) {
+                tt_stage_fail(st, tt_engine_error(me), "engine: %s",
+                              tt_err2str(tt_engine_error(me)));
+                return -1;
+        }
+        int err = tt_merger_checkpoint(st->merger, tt_stage_put_state, st);
+        if (err) {
+                tt_stage_fail(st, err, "state checkpoint: %s", tt_err2str(err));
+                return -1;
+        }
+        *emit_s = tt_mono_s() - t_emit;
+        return 0;
+}
+
+/* After a transaction committed: its rows are visible now, so they are
+ * counted; and --close-at-eof learns whether every own partition's end
+ * went out with it. t0: when the commit began. */
+static void txn_committed(stage *st, const tt_partial_writer *pw, double emit_s,
+                          double t0, bool all_at_end) {
+        const tt_stage_conf *c = st->conf;
+        /* Only now are this transaction's rows visible: count them. */
+        if (tt_stage_publish(st) && emit_s >= 0)
+                tt_hist_observe(&st->live->emit, emit_s);
+        if (st->merger && st->merge_next >= 0)
+                st->merge_committed = st->merge_next;
+        if (st->merger)
+                tt_engine_get_stats(tt_merger_engine(st->merger),
+                                    &st->committed_stats);
+        st->commits++;
+        double dt = tt_mono_s() - t0;
+        atomic_fetch_add(&st->live->commits, 1);
+        tt_hist_observe(&st->live->commit, dt);
+        TT_LOG(TT_LOG_DEBUG, "transaction committed",
+               TT_KV_I("cells", pw->ncell),
+               TT_KV_I("merger", st->merger != NULL),
+               TT_KV_I("latency_us", (int64_t)(dt * 1e6)));
+        st->eof_committed = all_at_end;
+        if (!st->eof_committed) {
+                st->eof_mark = -1;
+        } else if (st->eof_mark < 0) {
+                /* commit_transaction flushed: every delivery report of
+                 * this transaction has been served. */
+                tt_kafka_out_poll(c->out);
+                st->eof_mark = tt_kafka_out_tracked(c->out);
+        }
+}
+
+/* One transaction's end, with the workers paused: what the workers
+ * counted goes out as a partial record, the merger (if here) runs and
+ * checkpoints, and the offsets commit with all of it. final: no new
+ * transaction after it. */
+void tt_stage_eos_cycle(stage *st, int64_t now, bool final) {
+        const tt_stage_conf *c = st->conf;
+        /* After a failure the transaction is gone (aborted or fatal): the
+         * stage is on its way out, to be rerun from the commits. */
+        if (!st->txn_open || atomic_load(&st->err))
+                return;
+        char why[512];
+        double emit_s = -1;
+        tt_partial_writer pw;
+        bool any, all_eof;
+        rd_kafka_topic_partition_list_t *l =
+            partial_record(st, now, &pw, &any, &all_eof);
+        if (!l)
+                return;
+        if (st->merger && merger_cycle(st, now, &emit_s)) {
+                rd_kafka_topic_partition_list_destroy(l);
+                return;
         }
         tt_stage_update_bound(st, now);
         if (st->merger && st->merge_next >= 0)
                 rd_kafka_topic_partition_list_add(l, st->partials, 0)->offset =
                     st->merge_next;
         double t0 = tt_mono_s();
-        err = tt_kafka_out_txn_commit(c->out, l, st->rk, why, sizeof(why));
+        int err = tt_kafka_out_txn_commit(c->out, l, st->rk, why, sizeof(why));
         rd_kafka_topic_partition_list_destroy(l);
         st->txn_open = false;
         if (err && tt_kafka_out_permanent(c->out)) {
@@ -199,31 +257,7 @@ void tt_stage_eos_cycle(stage *st, int64_t now, bool final) {
                 tt_stage_fail(st, err, "transaction: %s", why);
                 return;
         }
-        /* Only now are this transaction's rows visible: count them. */
-        if (tt_stage_publish(st) && emit_s >= 0)
-                tt_hist_observe(&st->live->emit, emit_s);
-        if (st->merger && st->merge_next >= 0)
-                st->merge_committed = st->merge_next;
-        if (st->merger)
-                tt_engine_get_stats(tt_merger_engine(st->merger),
-                                    &st->committed_stats);
-        st->commits++;
-        double dt = tt_mono_s() - t0;
-        atomic_fetch_add(&st->live->commits, 1);
-        tt_hist_observe(&st->live->commit, dt);
-        TT_LOG(TT_LOG_DEBUG, "transaction committed",
-               TT_KV_I("cells", pw.ncell),
-               TT_KV_I("merger", st->merger != NULL),
-               TT_KV_I("latency_us", (int64_t)(dt * 1e6)));
-        st->eof_committed = any && all_eof;
-        if (!st->eof_committed) {
-                st->eof_mark = -1;
-        } else if (st->eof_mark < 0) {
-                /* commit_transaction flushed: every delivery report of
-                 * this transaction has been served. */
-                tt_kafka_out_poll(c->out);
-                st->eof_mark = tt_kafka_out_tracked(c->out);
-        }
+        txn_committed(st, &pw, emit_s, t0, any && all_eof);
         if (final)
                 return;
         if ((err = tt_kafka_out_txn_begin(c->out, why, sizeof(why)))) {

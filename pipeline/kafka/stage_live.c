@@ -91,6 +91,9 @@ void tt_stage_live_read(void *live, tt_stage_snapshot *s) {
         tt_stage_live_snapshot(live, s);
 }
 
+/* Long (about 85 lines) on purpose: one copy, field after field, under the
+ * live view's lock, either of the last finished run or of the attached
+ * one; cut in pieces it would only hide which fields a scrape reads. */
 void tt_stage_live_snapshot(tt_stage_live *l, tt_stage_snapshot *s) {
         tt_stage_part_snap *parts = s->parts;
         size_t cap = s->cap;

@@ -190,6 +190,72 @@ bool tt_stage_in_sequence(worker *w, ppart *pp, const rd_kafka_message_t *m) {
         return false;
 }
 
+/* At-least-once, a valid event: checked against its week (late, too
+ * old, re-read after a restart) and counted into this worker's shard, or a
+ * dead letter. Out of handle() to keep each readable; the detail buffer is
+ * its own, as decode's is of no use once the event decoded. */
+static void handle_counted(worker *w, const rd_kafka_message_t *m, ppart *pp,
+                           const tt_event *ev, int64_t now) {
+        stage *st = w->st;
+        char detail[DETAIL_MAX];
+        int32_t week = 0;
+        bool late = false;
+        tt_reason r = tt_engine_check(st->e, ev, now, &week, &late, detail,
+                                      sizeof(detail));
+        int32_t skip =
+            atomic_load_explicit(&st->skip_below, memory_order_relaxed);
+        if (r == TT_REASON_NONE && week < skip) {
+                if (pp->replay_end < 0 || m->offset < pp->replay_end) {
+                        /* Re-read after a restart: counted and final
+                         * before. The week just before the oldest kept one
+                         * is counted again, as the previous week of that
+                         * one (it closes without output). */
+                        if (pp->replay_end < 0 || week < skip - 1) {
+                                bump(&w->skipped);
+                                return;
+                        }
+                        goto count;
+                }
+                /* New since the last run, and older than what it kept
+                 * (issue 9, defect 3: was skipped silently). */
+                char wn[16], kn[16];
+                tt_week_name(week, wn, sizeof(wn));
+                tt_week_name(skip, kn, sizeof(kn));
+                snprintf(detail, sizeof(detail),
+                         "week %s is older than the retained weeks (oldest "
+                         "kept %s)",
+                         wn, kn);
+                tt_stage_dead(w, m, TT_REASON_TOO_LATE, detail);
+                return;
+        }
+count:
+        if (r == TT_REASON_NONE) {
+                if (late) {
+                        if (tt_engine_queue_late(st->e, ev)) {
+                                snprintf(detail, sizeof(detail),
+                                         "out of memory queueing a late "
+                                         "event");
+                                r = TT_REASON_KEY_LIMIT;
+                        } else {
+                                bump(&w->late_queued);
+                        }
+                } else if (tt_engine_count(st->e, (uint32_t)w->id, week, ev)) {
+                        snprintf(detail, sizeof(detail),
+                                 "more than --max-keys distinct models this "
+                                 "week");
+                        r = TT_REASON_KEY_LIMIT;
+                }
+        }
+        if (r != TT_REASON_NONE) {
+                tt_stage_dead(w, m, r, detail);
+                return;
+        }
+        bump(&w->accepted);
+        track(pp, week, m->offset);
+        tt_engine_seen(st->e, m->partition, ev->event_time_ms, now);
+        tt_stage_newest(pp, ev->event_time_ms);
+}
+
 static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
         stage *st = w->st;
         if (m->partition < 0 || m->partition >= st->nparts)
@@ -224,62 +290,7 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
                 handle_front(w, m, pp, &ev, now);
                 return;
         }
-        int32_t week = 0;
-        bool late = false;
-        r = tt_engine_check(st->e, &ev, now, &week, &late, detail,
-                            sizeof(detail));
-        int32_t skip =
-            atomic_load_explicit(&st->skip_below, memory_order_relaxed);
-        if (r == TT_REASON_NONE && week < skip) {
-                if (pp->replay_end < 0 || m->offset < pp->replay_end) {
-                        /* Re-read after a restart: counted and final
-                         * before. The week just before the oldest kept one
-                         * is counted again, as the previous week of that
-                         * one (it closes without output). */
-                        if (pp->replay_end < 0 || week < skip - 1) {
-                                bump(&w->skipped);
-                                return;
-                        }
-                        goto count;
-                }
-                /* New since the last run, and older than what it kept
-                 * (issue 9, defect 3: was skipped silently). */
-                char wn[16], kn[16];
-                tt_week_name(week, wn, sizeof(wn));
-                tt_week_name(skip, kn, sizeof(kn));
-                snprintf(detail, sizeof(detail),
-                         "week %s is older than the retained weeks (oldest "
-                         "kept %s)",
-                         wn, kn);
-                tt_stage_dead(w, m, TT_REASON_TOO_LATE, detail);
-                return;
-        }
-count:
-        if (r == TT_REASON_NONE) {
-                if (late) {
-                        if (tt_engine_queue_late(st->e, &ev)) {
-                                snprintf(detail, sizeof(detail),
-                                         "out of memory queueing a late "
-                                         "event");
-                                r = TT_REASON_KEY_LIMIT;
-                        } else {
-                                bump(&w->late_queued);
-                        }
-                } else if (tt_engine_count(st->e, (uint32_t)w->id, week, &ev)) {
-                        snprintf(detail, sizeof(detail),
-                                 "more than --max-keys distinct models this "
-                                 "week");
-                        r = TT_REASON_KEY_LIMIT;
-                }
-        }
-        if (r != TT_REASON_NONE) {
-                tt_stage_dead(w, m, r, detail);
-                return;
-        }
-        bump(&w->accepted);
-        track(pp, week, m->offset);
-        tt_engine_seen(st->e, m->partition, ev.event_time_ms, now);
-        tt_stage_newest(pp, ev.event_time_ms);
+        handle_counted(w, m, pp, &ev, now);
 }
 
 void *tt_stage_worker_main(void *arg) {
