@@ -21,7 +21,7 @@ typedef struct tt_stage_stats {
         uint64_t dead[TT_REASON__COUNT];
         uint64_t skipped_replayed; /* re-read after restart, already final */
         uint64_t forwarded;        /* exactly-once: sent whole to the merger */
-        uint64_t gaps;             /* offset gaps re-read (see stage.c) */
+        uint64_t gaps;             /* offset gaps re-read (stage_eos.c) */
         uint64_t duplicates;       /* messages below the expected offset */
         uint64_t commits;
         /* --close-at-eof did all it promises: every week closed and its

@@ -120,7 +120,7 @@ typedef struct stage {
         char partials[256]; /* the partials topic */
         /* An upper bound of the merger's watermark when this interval's
          * counts reach it: events of weeks closing at or before it are
-         * forwarded whole (see update_bound()). */
+         * forwarded whole (see tt_stage_update_bound()). */
         _Atomic int64_t fwd_bound;
         tt_merger *merger;  /* while we own the partials partition */
         int64_t merge_next; /* next partials offset to apply */

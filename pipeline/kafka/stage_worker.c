@@ -320,7 +320,8 @@ void *tt_stage_worker_main(void *arg) {
         return NULL;
 }
 
-/* Stops every worker between two batches; they wait until resume(). */
+/* Stops every worker between two batches; they wait until
+ * tt_stage_resume_workers(). */
 void tt_stage_pause_workers(stage *st) {
         pthread_mutex_lock(&st->mu);
         atomic_store(&st->pause, true);
