@@ -419,9 +419,9 @@ static void stage_release(stage *st, tt_stage_stats *stats, int err) {
                 tt_buf_free(&st->w[i].fwd);
         }
         tt_json_dec_destroy(st->mjd);
-        tt_buf_free(&st->pbuf);
         tt_free(st->w);
         tt_free(st->parts);
+        tt_buf_free(&st->pbuf);
         tt_avro_dec_destroy(st->adec);
         tt_engine_destroy(st->e);
         pthread_mutex_destroy(&st->mu);

@@ -131,10 +131,7 @@ int tt_stage_commit(stage *st, rd_kafka_topic_partition_list_t *l) {
                  * a little more. */
                 err = TT_ERR_KAFKA;
         } else {
-                st->commits++;
-                double dt = tt_mono_s() - t0;
-                atomic_fetch_add(&st->live->commits, 1);
-                tt_hist_observe(&st->live->commit, dt);
+                double dt = tt_stage_count_commit(st, t0);
                 TT_LOG(TT_LOG_DEBUG, "offsets committed",
                        TT_KV_I("partitions", l->cnt),
                        TT_KV_I("latency_us", (int64_t)(dt * 1e6)));
@@ -142,4 +139,12 @@ int tt_stage_commit(stage *st, rd_kafka_topic_partition_list_t *l) {
 out:
         rd_kafka_topic_partition_list_destroy(l);
         return err;
+}
+
+double tt_stage_count_commit(stage *st, double t0) {
+        st->commits++;
+        double dt = tt_mono_s() - t0;
+        atomic_fetch_add(&st->live->commits, 1);
+        tt_hist_observe(&st->live->commit, dt);
+        return dt;
 }

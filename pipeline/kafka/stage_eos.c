@@ -191,10 +191,7 @@ static void txn_committed(stage *st, const tt_partial_writer *pw, double emit_s,
         if (st->merger)
                 tt_engine_get_stats(tt_merger_engine(st->merger),
                                     &st->committed_stats);
-        st->commits++;
-        double dt = tt_mono_s() - t0;
-        atomic_fetch_add(&st->live->commits, 1);
-        tt_hist_observe(&st->live->commit, dt);
+        double dt = tt_stage_count_commit(st, t0);
         TT_LOG(TT_LOG_DEBUG, "transaction committed",
                TT_KV_I("cells", pw->ncell),
                TT_KV_I("merger", st->merger != NULL),

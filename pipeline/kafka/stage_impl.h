@@ -196,6 +196,9 @@ void tt_stage_resume_workers(stage *st);
 rd_kafka_topic_partition_list_t *
 tt_stage_commit_offsets(stage *st, const rd_kafka_topic_partition_list_t *only);
 int tt_stage_commit(stage *st, rd_kafka_topic_partition_list_t *l);
+/* A commit (or transaction) that began at t0 went through: counted for
+ * the stats and /metrics; returns its latency in seconds. */
+double tt_stage_count_commit(stage *st, double t0);
 
 /* stage_eos.c: exactly-once, front side: transactions, partial records, gap
  * repair */

@@ -402,21 +402,17 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         const char *proto = rd_kafka_rebalance_protocol(rk);
         bool coop = proto && !strcmp(proto, "COOPERATIVE");
         atomic_fetch_add(&st->live->rebalances, 1);
-        if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        if (assign)
                 on_assign(st, parts);
-                if (coop)
-                        rd_kafka_error_destroy(
-                            rd_kafka_incremental_assign(rk, parts));
-                else
-                        rd_kafka_assign(rk, parts);
-        } else {
+        else
                 on_revoke(st, parts);
-                if (coop)
-                        rd_kafka_error_destroy(
-                            rd_kafka_incremental_unassign(rk, parts));
-                else
-                        rd_kafka_assign(rk, NULL);
-        }
+        if (coop)
+                rd_kafka_error_destroy(
+                    assign ? rd_kafka_incremental_assign(rk, parts)
+                           : rd_kafka_incremental_unassign(rk, parts));
+        else
+                rd_kafka_assign(rk, assign ? parts : NULL);
 }
 
 /* ---- set-up ----------------------------------------------------------- */

@@ -100,13 +100,9 @@ void tt_stage_newest(ppart *pp, int64_t t) {
  * forward the message whole when its week may already be closed by the
  * time this interval's counts reach the merger (fwd_bound). */
 static void handle_front(worker *w, const rd_kafka_message_t *m, ppart *pp,
-                         const tt_event *ev, int64_t now) {
+                         const tt_event *ev, tt_reason r, int32_t week,
+                         bool late, char *detail, int64_t now) {
         stage *st = w->st;
-        char detail[DETAIL_MAX];
-        int32_t week = 0;
-        bool late = false;
-        tt_reason r = tt_engine_check(st->e, ev, now, &week, &late, detail,
-                                      sizeof(detail));
         if (r != TT_REASON_NONE) {
                 tt_stage_dead(w, m, r, detail);
                 return;
@@ -192,16 +188,12 @@ bool tt_stage_in_sequence(worker *w, ppart *pp, const rd_kafka_message_t *m) {
 
 /* At-least-once, a valid event: checked against its week (late, too
  * old, re-read after a restart) and counted into this worker's shard, or a
- * dead letter. Out of handle() to keep each readable; the detail buffer is
- * its own, as decode's is of no use once the event decoded. */
+ * dead letter. Out of handle() to keep each readable. r, week, late and
+ * detail (DETAIL_MAX bytes) are tt_engine_check's answer. */
 static void handle_counted(worker *w, const rd_kafka_message_t *m, ppart *pp,
-                           const tt_event *ev, int64_t now) {
+                           const tt_event *ev, tt_reason r, int32_t week,
+                           bool late, char *detail, int64_t now) {
         stage *st = w->st;
-        char detail[DETAIL_MAX];
-        int32_t week = 0;
-        bool late = false;
-        tt_reason r = tt_engine_check(st->e, ev, now, &week, &late, detail,
-                                      sizeof(detail));
         int32_t skip =
             atomic_load_explicit(&st->skip_below, memory_order_relaxed);
         if (r == TT_REASON_NONE && week < skip) {
@@ -221,7 +213,7 @@ static void handle_counted(worker *w, const rd_kafka_message_t *m, ppart *pp,
                 char wn[16], kn[16];
                 tt_week_name(week, wn, sizeof(wn));
                 tt_week_name(skip, kn, sizeof(kn));
-                snprintf(detail, sizeof(detail),
+                snprintf(detail, DETAIL_MAX,
                          "week %s is older than the retained weeks (oldest "
                          "kept %s)",
                          wn, kn);
@@ -232,7 +224,7 @@ count:
         if (r == TT_REASON_NONE) {
                 if (late) {
                         if (tt_engine_queue_late(st->e, ev)) {
-                                snprintf(detail, sizeof(detail),
+                                snprintf(detail, DETAIL_MAX,
                                          "out of memory queueing a late "
                                          "event");
                                 r = TT_REASON_KEY_LIMIT;
@@ -240,7 +232,7 @@ count:
                                 bump(&w->late_queued);
                         }
                 } else if (tt_engine_count(st->e, (uint32_t)w->id, week, ev)) {
-                        snprintf(detail, sizeof(detail),
+                        snprintf(detail, DETAIL_MAX,
                                  "more than --max-keys distinct models this "
                                  "week");
                         r = TT_REASON_KEY_LIMIT;
@@ -286,11 +278,16 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
                 tt_stage_dead(w, m, r, detail);
                 return;
         }
+        /* The week's check, for both modes (decode's detail is spent). */
+        int32_t week = 0;
+        bool late = false;
+        r = tt_engine_check(st->e, &ev, now, &week, &late, detail,
+                            sizeof(detail));
         if (st->eos) {
-                handle_front(w, m, pp, &ev, now);
+                handle_front(w, m, pp, &ev, r, week, late, detail, now);
                 return;
         }
-        handle_counted(w, m, pp, &ev, now);
+        handle_counted(w, m, pp, &ev, r, week, late, detail, now);
 }
 
 void *tt_stage_worker_main(void *arg) {
