@@ -26,7 +26,7 @@
 #      kcat qmin=1M  the same with -X queued.min.messages=1000000
 #      stage w2/w1   tokentally run --group fresh-<random> --close-at-eof
 #                    --workers 2 / 1 with the stage's own queue settings
-#                    (pipeline/stage.c make_consumer: queued.min.messages=
+#                    (pipeline/kafka/stage.c make_consumer: queued.min.messages=
 #                    1000000, queued.max.messages.kbytes=65536)
 #      stage ... lrk the same with -X queued.min.messages=100000
 #                    -X queued.max.messages.kbytes=65536: librdkafka's

@@ -1,8 +1,9 @@
 /* Single-thread decode throughput of the input codecs: JSON lines of about
  * 200 bytes, bundled-schema Avro records, and the whole OCF path (read,
  * decompress, decode) per codec. Not built by CMake; compile by hand:
- *   cc -O2 -Iinclude bench/micro_decode.c build/libttcore.a $(pkg-config
- *      --libs avro-c libdeflate zlib jemalloc) -lsnappy -lpthread -lm */
+ *   cc -O2 -Iinclude bench/micro_decode.c build/libttcodec.a
+ *      build/libttcore.a build/libttutil.a $(pkg-config --libs avro-c
+ *      libdeflate zlib jemalloc) -lsnappy -lpthread -lm */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -39,7 +39,7 @@ MIN_EVENTS=10000000
 # ------------------------------------------------------------ input files ---
 # Reused when present and generated with the same parameters and the same
 # generator sources (a stamp file next to each input records both).
-gen_hash=$(cd "$repo" && cat pipeline/gen.c pipeline/cmd_gen.c | sha256sum | cut -c1-16)
+gen_hash=$(cd "$repo" && cat pipeline/core/gen.c pipeline/cli/cmd_gen.c | sha256sum | cut -c1-16)
 gen_file() { # scale ext -> prints the path
         local scale=$1 ext=$2 f stamp want
         f=$DATA/april-2026-scale$scale-seed$SEED.$ext

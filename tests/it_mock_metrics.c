@@ -176,8 +176,8 @@ START_TEST(test_metrics_agree) {
 
         tt_stage_live *live = tt_stage_live_new();
         ck_assert_ptr_nonnull(live);
-        tt_metrics_server *ms =
-            tt_metrics_server_new("127.0.0.1:0", live, err, sizeof(err));
+        tt_metrics_server *ms = tt_metrics_server_new(
+            "127.0.0.1:0", tt_stage_live_read, live, err, sizeof(err));
         ck_assert_msg(ms != NULL, "%s", err);
         int port = tt_metrics_server_port(ms);
         ck_assert_int_gt(port, 0);
@@ -379,17 +379,18 @@ END_TEST
 
 START_TEST(test_bad_addr) {
         char err[256];
-        ck_assert_ptr_null(
-            tt_metrics_server_new("nocolon", NULL, err, sizeof(err)));
+        ck_assert_ptr_null(tt_metrics_server_new("nocolon", tt_stage_live_read,
+                                                 NULL, err, sizeof(err)));
         ck_assert_ptr_nonnull(strstr(err, "HOST:PORT"));
         tt_stage_live *live = tt_stage_live_new();
-        tt_metrics_server *a =
-            tt_metrics_server_new("127.0.0.1:0", live, err, sizeof(err));
+        tt_metrics_server *a = tt_metrics_server_new(
+            "127.0.0.1:0", tt_stage_live_read, live, err, sizeof(err));
         ck_assert_msg(a != NULL, "%s", err);
         /* The same port twice: the second cannot listen. */
         char addr[64];
         snprintf(addr, sizeof(addr), "127.0.0.1:%d", tt_metrics_server_port(a));
-        ck_assert_ptr_null(tt_metrics_server_new(addr, live, err, sizeof(err)));
+        ck_assert_ptr_null(tt_metrics_server_new(addr, tt_stage_live_read, live,
+                                                 err, sizeof(err)));
         ck_assert_ptr_nonnull(strstr(err, "cannot listen"));
         tt_metrics_server_destroy(a);
         tt_stage_live_destroy(live);

@@ -1,4 +1,4 @@
-/* The Schema Registry client (pipeline/schema_registry.c) against a real
+/* The Schema Registry client (pipeline/kafka/schema_registry.c) against a real
  * registry; tests/it_registry.sh starts the registry and runs:
  *
  *   it_registry_client URL SUBJECT SCHEMA COMPATIBLE INCOMPATIBLE OUT

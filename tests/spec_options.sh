@@ -2,12 +2,12 @@
 # docs/spec.md's option table against the binary, option by option and
 # command by command, so that the contract cannot drift from the code:
 #  - every option a command's --help lists (the help is printed from the
-#    option table of pipeline/options.c, the same table the parser uses)
-#    and every option main.c compares argv against (top-level ones such as
+#    option table of pipeline/cli/options.c, the same table the parser uses)
+#    and every option cli/main.c compares argv against (top-level ones such as
 #    --help) must have a row in docs/spec.md naming that command;
 #  - every (command, option) docs/spec.md names must be accepted: listed by
 #    that command's --help, or not refused as unknown when given;
-#  - every entry of tt_opt_defs[] in pipeline/options.c must show up in
+#  - every entry of tt_opt_defs[] in pipeline/cli/options.c must show up in
 #    some command's --help (else the help is no longer a complete source);
 #  - a one-word default the help prints, "(default X)", must appear as `X`
 #    in the row's default column (and some must be found: a help format
@@ -56,7 +56,7 @@ for line in top.splitlines():
     m = re.match(rf"^\s+({OPT})\b", line)
     if m:
         accepted[("tokentally", m.group(1))] = None
-with open(os.path.join(src, "pipeline", "main.c")) as f:
+with open(os.path.join(src, "pipeline", "cli", "main.c")) as f:
     for opt in re.findall(rf'"({OPT})"', f.read()):
         accepted[("tokentally", opt)] = None
 
@@ -81,20 +81,20 @@ for cmd in commands:
                         "that start with spaces and an option)")
 
 # Every entry of the option table reaches some command's help.
-with open(os.path.join(src, "pipeline", "options.c")) as f:
+with open(os.path.join(src, "pipeline", "cli", "options.c")) as f:
     text = f.read()
 m = re.search(r"tt_opt_defs\[\]\s*=\s*\{(.*?)\n\};", text, re.S)
 if not m:
-    problems.append("pipeline/options.c: tt_opt_defs[] not found")
+    problems.append("pipeline/cli/options.c: tt_opt_defs[] not found")
 else:
     names = re.findall(r'^\s*\{"([A-Za-z][A-Za-z0-9-]*)",', m.group(1), re.M)
     if not names:
-        problems.append("pipeline/options.c: no entry in tt_opt_defs[]")
+        problems.append("pipeline/cli/options.c: no entry in tt_opt_defs[]")
     listed = {o for (_, o) in accepted}
     for n in names:
         opt = "-" + n if len(n) == 1 else "--" + n
         if opt not in listed:
-            problems.append(f"pipeline/options.c defines {opt} but no "
+            problems.append(f"pipeline/cli/options.c defines {opt} but no "
                             "command's --help lists it")
 
 # --- what docs/spec.md documents ---------------------------------------

@@ -55,9 +55,14 @@ void tt_logf(tt_log_level l, const char *fmt, ...)
  * and librdkafka's retries are detail. run, whose log is the JSON stream,
  * calls tt_log_rdkafka_levels(true) to keep librdkafka's own levels. It also
  * keeps the last connection failure (facility FAIL), for
- * tt_log_rdkafka_failure. */
+ * tt_log_rdkafka_failure. Defined in kafka/kafka_conf.c, which names the
+ * client and calls tt_log_library, so that this file's log.c links no
+ * librdkafka. */
 struct rd_kafka_s;
 void tt_log_rdkafka(const struct rd_kafka_s *rk, int level, const char *fac,
+                    const char *buf);
+/* The body of tt_log_rdkafka: client is the rd_kafka_name ("" for none). */
+void tt_log_library(const char *client, int level, const char *fac,
                     const char *buf);
 /* Set once at start, before clients exist. */
 void tt_log_rdkafka_levels(int keep);

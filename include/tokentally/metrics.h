@@ -1,7 +1,8 @@
 /* Prometheus metrics (text exposition format 0.0.4) and the small HTTP
  * server that serves them with /healthz and /readyz (http_server.h: one
  * thread, slow clients cannot starve the probes). The metric values come from a
- * tt_stage_live (stage.h); this file only knows how to write and serve them. */
+ * tt_stage_snapshot (stage_snapshot.h) that a tt_snapshot_fn fills; this file
+ * only knows how to write and serve them, and never calls the stage. */
 #ifndef TT_METRICS_H
 #define TT_METRICS_H
 
@@ -45,18 +46,24 @@ void tt_metrics_hist(tt_buf *out, const char *name, const char *help,
 /* Appends s to out as a label value (escapes \, " and newline). */
 void tt_metrics_label_value(tt_buf *out, const char *s);
 
-struct tt_stage_live;
-/* The whole /metrics page of a stage. TT_ERR_LIMIT if out's cap is hit. */
-int tt_metrics_write_stage(tt_buf *out, struct tt_stage_live *live);
+struct tt_stage_snapshot;
+/* The stage_snapshot.h reader, repeated here so that this header needs no
+ * more than a forward declaration. */
+typedef void tt_snapshot_fn(void *src, struct tt_stage_snapshot *s);
+/* The whole /metrics page of the snapshot read(src) fills. TT_ERR_LIMIT if
+ * out's cap is hit. */
+int tt_metrics_write_stage(tt_buf *out, tt_snapshot_fn *read, void *src);
 
 typedef struct tt_metrics_server tt_metrics_server;
 
 /* Listens on addr ("HOST:PORT", "[v6]:PORT"; port 0 picks a free one) and
- * serves /metrics, /healthz and /readyz from live (borrowed: must outlive
- * the server). NULL with a reason (bad address, port in use). */
-tt_metrics_server *tt_metrics_server_new(const char *addr,
-                                         struct tt_stage_live *live,
-                                         char *errstr, size_t errsize);
+ * serves /metrics, /healthz and /readyz from the snapshots read(src) fills
+ * (src borrowed: must outlive the server; tt_stage_live_read with a
+ * tt_stage_live for the stage). NULL with a reason (bad address, port in
+ * use). */
+tt_metrics_server *tt_metrics_server_new(const char *addr, tt_snapshot_fn *read,
+                                         void *src, char *errstr,
+                                         size_t errsize);
 /* The bound port (the chosen one when addr asked for port 0). */
 int tt_metrics_server_port(const tt_metrics_server *s);
 /* Stops the server thread and frees; NULL is fine. */

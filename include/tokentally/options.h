@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "tokentally/duration.h"
+
 enum {
         TT_CMD_RUN = 1u << 0,
         TT_CMD_REPLAY = 1u << 1,
@@ -77,10 +79,6 @@ const char *tt_opts_pos(const tt_opts *o, size_t i);
 
 /* Prints usage and every option of cmd with its default and env name. */
 void tt_opts_help(FILE *f, unsigned cmd, const char *usage);
-/* Parses a duration ("10m") into ms. 0 on success, -1 otherwise. */
-int tt_duration_parse(const char *s, int64_t *ms);
-/* ms as the shortest exact duration text: "0", "500ms", "30s", "28d". */
-void tt_duration_format(double ms, char *out, size_t size);
 
 /* Value checks of the table (tt_opt_def.check). */
 int tt_check_nonempty(const char *v, char *why, size_t whysize);

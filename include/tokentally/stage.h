@@ -40,6 +40,7 @@
 
 #include "tokentally/engine.h"
 #include "tokentally/kafka_out.h"
+#include "tokentally/stage_snapshot.h"
 
 typedef enum tt_input_format {
         TT_IN_AVRO,     /* Confluent framing + Avro body */
@@ -84,33 +85,6 @@ typedef struct tt_stage_conf {
         struct tt_stage_live *live;
 } tt_stage_conf;
 
-typedef struct tt_stage_stats {
-        uint64_t messages;
-        uint64_t accepted;
-        uint64_t dead_letters;
-        uint64_t dead[TT_REASON__COUNT];
-        uint64_t skipped_replayed; /* re-read after restart, already final */
-        uint64_t forwarded;        /* exactly-once: sent whole to the merger */
-        uint64_t gaps;             /* offset gaps re-read (see stage.c) */
-        uint64_t duplicates;       /* messages below the expected offset */
-        uint64_t commits;
-        /* --close-at-eof did all it promises: every week closed and its
-         * rows committed (or, exactly-once in an instance that is not the
-         * merger, every count handed to the merger and applied by it). */
-        bool closed;
-        bool merger; /* exactly-once: held the merger role in this run */
-        /* exactly-once, not the merger: the group's committed partials
-         * offset last seen by --close-at-eof (-2: not asked) */
-        int64_t partials_applied;
-        /* Exactly-once: corrupt internal records (partials refused by
-         * tt_partial_check, committed offset metadata refused by
-         * tt_offset_meta_*) logged and skipped, never applied; and
-         * watermark reports past now + --max-future held to it. */
-        uint64_t internal_rejected;
-        tt_engine_stats engine; /* the merger's, when this instance was */
-        double seconds;
-} tt_stage_stats;
-
 /* Runs until *stop becomes non-zero (SIGTERM/SIGINT), or with close_at_eof
  * until every assigned partition is at its end. Either way: closes what
  * the mode says, flushes outputs, commits, leaves the group, returns 0.
@@ -130,33 +104,16 @@ int tt_stage_run(const tt_stage_conf *conf, volatile sig_atomic_t *stop,
 
 typedef struct tt_stage_live tt_stage_live;
 
-typedef struct tt_stage_part_snap {
-        int32_t partition;
-        int64_t lag;          /* high watermark - next offset; -1 unknown */
-        int64_t watermark_ms; /* newest event time seen; INT64_MIN none */
-} tt_stage_part_snap;
-
-typedef struct tt_stage_snapshot {
-        tt_stage_stats stats; /* seconds unused */
-        uint64_t late_queued;
-        uint64_t rebalances;
-        int64_t watermark_ms; /* INT64_MIN until known */
-        tt_hist_snap emit_latency, commit_latency;
-        bool healthy, ready;
-        bool merger;      /* exactly-once: this instance is the merger */
-        char reason[160]; /* why not healthy / not ready */
-        const char *topic;
-        /* Assigned partitions; caller-provided array of cap entries. */
-        tt_stage_part_snap *parts;
-        size_t nparts, cap;
-} tt_stage_snapshot;
-
 /* NULL when out of memory. */
 tt_stage_live *tt_stage_live_new(void);
 /* Must not be attached to a running stage; NULL is fine. */
 void tt_stage_live_destroy(tt_stage_live *l);
 /* Fills s (s->parts/s->cap set by the caller) from any thread. */
 void tt_stage_live_snapshot(tt_stage_live *l, tt_stage_snapshot *s);
+/* The same as a tt_snapshot_fn (stage_snapshot.h) of a tt_stage_live, for
+ * tt_metrics_server_new: the metrics side reads the published snapshot
+ * through it and never calls into the stage. */
+void tt_stage_live_read(void *live, tt_stage_snapshot *s);
 
 /* Fills sc from parsed options (run and demo share them). su receives the
  * engine set-up and must be freed with tt_setup_free. */

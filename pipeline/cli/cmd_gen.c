@@ -1,4 +1,4 @@
-/* tokentally gen: writes a synthetic scenario (pipeline/gen.c) to a file or
+/* tokentally gen: writes a synthetic scenario (core/gen.c) to a file or
  * standard output as an Avro Object Container File, JSON Lines, or gzipped
  * JSON Lines. The format comes from --format or the file extension; "-" is
  * JSON Lines on standard output unless --format avro says otherwise.

@@ -7,9 +7,16 @@
 #include <string.h>
 
 #include "tokentally/clock.h"
+#include "tokentally/duration.h"
 #include "tokentally/err.h"
 #include "tokentally/log.h"
-#include "tokentally/options.h"
+
+/* log.c links no librdkafka (pipeline/ops/ sits below the Kafka layer):
+ * the client's name is looked up here and the line logged there. */
+void tt_log_rdkafka(const struct rd_kafka_s *rk, int level, const char *fac,
+                    const char *buf) {
+        tt_log_library(rk ? rd_kafka_name(rk) : "", level, fac, buf);
+}
 
 rd_kafka_conf_t *tt_kafka_conf_new(const tt_kafka_prop *defaults,
                                    size_t ndefaults, const char *const *props,

@@ -189,7 +189,8 @@ int tt_cmd_run(int argc, char **argv) {
                         tt_log_kvs(TT_LOG_ERROR, "out of memory", NULL, 0);
                         goto done;
                 }
-                ms = tt_metrics_server_new(maddr, live, errstr, sizeof(errstr));
+                ms = tt_metrics_server_new(maddr, tt_stage_live_read, live,
+                                           errstr, sizeof(errstr));
                 if (!ms) {
                         tt_log_kvs(TT_LOG_ERROR, errstr, NULL, 0);
                         goto done;

@@ -2,7 +2,6 @@
  * write(2), so lines from different threads never interleave. */
 #include "tokentally/log.h"
 
-#include <librdkafka/rdkafka.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -144,7 +143,7 @@ static void keep_failure(const char *buf) {
         pthread_mutex_unlock(&failure_mu);
 }
 
-void tt_log_rdkafka(const struct rd_kafka_s *rk, int lvl, const char *fac,
+void tt_log_library(const char *client, int lvl, const char *fac,
                     const char *buf) {
         if (lvl <= 4 && fac && !strcmp(fac, "FAIL"))
                 keep_failure(buf);
@@ -155,7 +154,6 @@ void tt_log_rdkafka(const struct rd_kafka_s *rk, int lvl, const char *fac,
                                     : TT_LOG_DEBUG;
         if (!atomic_load_explicit(&rdkafka_levels, memory_order_relaxed))
                 l = TT_LOG_DEBUG;
-        const char *name = rk ? rd_kafka_name(rk) : "";
         TT_LOG(l, buf, TT_KV_S("component", "librdkafka"),
-               TT_KV_S("facility", fac), TT_KV_S("client", name));
+               TT_KV_S("facility", fac), TT_KV_S("client", client));
 }

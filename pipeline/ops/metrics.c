@@ -11,7 +11,7 @@
 #include "tokentally/http_server.h"
 #include "tokentally/mem.h"
 #include "tokentally/rollup.h"
-#include "tokentally/stage.h"
+#include "tokentally/stage_snapshot.h"
 #include "tokentally/week.h"
 
 #define PAGE_MAX (8u << 20)
@@ -132,7 +132,7 @@ static void part_labels(char *dst, size_t size, const char *topic, int32_t p) {
         tt_buf_free(&b);
 }
 
-int tt_metrics_write_stage(tt_buf *out, tt_stage_live *live) {
+int tt_metrics_write_stage(tt_buf *out, tt_snapshot_fn *read, void *src) {
         tt_stage_part_snap *parts = tt_calloc(MAX_PARTS, sizeof(*parts));
         if (!parts)
                 return TT_ERR_NOMEM;
@@ -140,7 +140,7 @@ int tt_metrics_write_stage(tt_buf *out, tt_stage_live *live) {
         memset(&s, 0, sizeof(s));
         s.parts = parts;
         s.cap = MAX_PARTS;
-        tt_stage_live_snapshot(live, &s);
+        read(src, &s);
         const tt_stage_stats *t = &s.stats;
         const tt_engine_stats *e = &t->engine;
 
@@ -281,14 +281,15 @@ int tt_metrics_write_stage(tt_buf *out, tt_stage_live *live) {
 
 struct tt_metrics_server {
         tt_http_server *http;
-        tt_stage_live *live;
+        tt_snapshot_fn *read;
+        void *src;
 };
 
 static unsigned handle(void *opaque, const char *path, tt_buf *body,
                        const char **ctype) {
         tt_metrics_server *s = opaque;
         if (!strcmp(path, "/metrics")) {
-                if (tt_metrics_write_stage(body, s->live)) {
+                if (tt_metrics_write_stage(body, s->read, s->src)) {
                         tt_buf_reset(body);
                         tt_buf_printf(body, "metrics page too large\n");
                         return 500;
@@ -299,7 +300,7 @@ static unsigned handle(void *opaque, const char *path, tt_buf *body,
         if (!strcmp(path, "/healthz") || !strcmp(path, "/readyz")) {
                 tt_stage_snapshot snap;
                 memset(&snap, 0, sizeof(snap));
-                tt_stage_live_snapshot(s->live, &snap);
+                s->read(s->src, &snap);
                 bool ok = path[1] == 'h' ? snap.healthy : snap.ready;
                 tt_buf_printf(body, "%s\n", ok ? "ok" : snap.reason);
                 return ok ? 200 : 503;
@@ -308,14 +309,16 @@ static unsigned handle(void *opaque, const char *path, tt_buf *body,
         return 404;
 }
 
-tt_metrics_server *tt_metrics_server_new(const char *addr, tt_stage_live *live,
-                                         char *errstr, size_t errsize) {
+tt_metrics_server *tt_metrics_server_new(const char *addr, tt_snapshot_fn *read,
+                                         void *src, char *errstr,
+                                         size_t errsize) {
         tt_metrics_server *s = tt_calloc(1, sizeof(*s));
         if (!s) {
                 snprintf(errstr, errsize, "out of memory");
                 return NULL;
         }
-        s->live = live;
+        s->read = read;
+        s->src = src;
         tt_http_conf hc;
         tt_http_conf_defaults(&hc);
         hc.body_max = PAGE_MAX;

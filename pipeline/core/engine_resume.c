@@ -1,7 +1,7 @@
 /* At-least-once restarts. The stage keeps no state but its commits: a
  * restarted run counts the retained weeks again from their first offsets.
  * Three things the recount alone gets wrong, mended here with what the
- * earlier run handed over in its commit metadata (stage.c):
+ * earlier run handed over in its commit metadata (kafka/stage_commit.c):
  *  - the oldest recounted week's prev_tokens: the week before it is counted
  *    again too, "quiet": it closes without any output;
  *  - streak lengths: the quiet week's streaks take the length the earlier
