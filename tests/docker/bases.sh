@@ -74,7 +74,8 @@ nice mmdebstrap --variant=minbase --mode=root --format=tar --quiet \
   --customize-hook="$cfg" \
   "$SUITE" "$tmp/root.tar" \
   "deb $MIRROR $SUITE main" "deb $MIRROR $SUITE-updates main" \
-  "deb $SECURITY $SUITE-security main"
+  "deb $SECURITY $SUITE-security main" >"$tmp/mmdebstrap.log" 2>&1 ||
+  { tail -n 30 "$tmp/mmdebstrap.log" >&2; fail "mmdebstrap $SUITE"; }
 t1=$(now)
 id=$("$DOCKER" import --change 'CMD ["bash"]' \
   --message "tests/docker/bases.sh: mmdebstrap --variant=minbase $SUITE" \

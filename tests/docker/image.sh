@@ -26,37 +26,44 @@ note() { echo "$*" | tee -a "$log"; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# The jars for the Kafka image from Maven Central meanwhile (build_kafka's
+# own install below waits for this one on broker.sh's lock, then finds them).
+bash "$SRC/tests/kafka/broker.sh" install "$B/kafka-docker" >/dev/null 2>&1 &
 t=$(now)
 bash "$SRC/tests/docker/bases.sh" "$SUITE"
 note "base images: $(since "$t") s"
 
-# The jars for the Kafka image, fetched meanwhile (Maven Central).
-K=$B/kafka-docker
-bash "$SRC/tests/kafka/broker.sh" install "$K" >"$tmp/jars.log" 2>&1 &
-jars=$!
-
-t=$(now)
-(cd "$SRC" && nice "$DOCKER" build --progress=plain -f docker/Dockerfile -t "$IMAGE" .) \
-  >"$B/docker/build.log" 2>&1 || { tail -n 40 "$B/docker/build.log" >&2; fail "docker build (log $B/docker/build.log)"; }
-cached=$(grep -c ' CACHED$' "$B/docker/build.log" || true)
-note "tokentally image $IMAGE: docker build $(since "$t") s ($cached steps cached)"
-size=$("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE")
-note "tokentally image size: $size bytes ($(awk -v s="$size" 'BEGIN{printf "%.1f MB", s / 1e6}'))"
-
-wait $jars || { cat "$tmp/jars.log" >&2; fail "broker.sh install $K"; }
-t=$(now)
-ctx=$tmp/kafka-ctx
-cp -r "$SRC/tests/docker/kafka" "$ctx"
-cp -r "$K/lib" "$ctx/lib"
-rm -f "$ctx/lib/.installed"
-nice "$DOCKER" build --progress=plain -t "$KAFKA_IMAGE_LOCAL" "$ctx" >"$B/docker/kafka-build.log" 2>&1 ||
-  { tail -n 40 "$B/docker/kafka-build.log" >&2; fail "the Kafka image (log $B/docker/kafka-build.log)"; }
-note "Kafka image $KAFKA_IMAGE_LOCAL: docker build $(since "$t") s," \
-  "$(awk -v s="$("$DOCKER" image inspect -f '{{.Size}}' "$KAFKA_IMAGE_LOCAL")" 'BEGIN{printf "%.1f MB", s / 1e6}')"
-
-t=$(now)
-v2=$B/docker/compose-v2/usr/libexec/docker/cli-plugins/docker-compose
-if [ ! -x "$v2" ]; then
+# Three jobs at once (their downloads and waits overlap; the two cores
+# are shared anyway): the tokentally image; the jars (Maven Central) and
+# then the Kafka image; Compose v2.
+build_tokentally() {
+  local t
+  t=$(now)
+  (cd "$SRC" && nice "$DOCKER" build --progress=plain -f docker/Dockerfile -t "$IMAGE" .) \
+    >"$B/docker/build.log" 2>&1 || { tail -n 40 "$B/docker/build.log" >&2; fail "docker build (log $B/docker/build.log)"; }
+  local cached size
+  cached=$(grep -c ' CACHED$' "$B/docker/build.log" || true)
+  size=$("$DOCKER" image inspect -f '{{.Size}}' "$IMAGE")
+  note "tokentally image $IMAGE: docker build $(since "$t") s ($cached steps cached)," \
+    "$size bytes ($(awk -v s="$size" 'BEGIN{printf "%.1f MB", s / 1e6}'))"
+}
+build_kafka() {
+  local t K=$B/kafka-docker ctx=$tmp/kafka-ctx
+  t=$(now)
+  bash "$SRC/tests/kafka/broker.sh" install "$K" >"$tmp/jars.log" 2>&1 ||
+    { cat "$tmp/jars.log" >&2; fail "broker.sh install $K"; }
+  cp -r "$SRC/tests/docker/kafka" "$ctx"
+  cp -r "$K/lib" "$ctx/lib"
+  rm -f "$ctx/lib/.installed"
+  nice "$DOCKER" build --progress=plain -t "$KAFKA_IMAGE_LOCAL" "$ctx" >"$B/docker/kafka-build.log" 2>&1 ||
+    { tail -n 40 "$B/docker/kafka-build.log" >&2; fail "the Kafka image (log $B/docker/kafka-build.log)"; }
+  note "Kafka image $KAFKA_IMAGE_LOCAL: jars and docker build $(since "$t") s," \
+    "$(awk -v s="$("$DOCKER" image inspect -f '{{.Size}}' "$KAFKA_IMAGE_LOCAL")" 'BEGIN{printf "%.1f MB", s / 1e6}')"
+}
+fetch_v2() {
+  local t v2=$B/docker/compose-v2/usr/libexec/docker/cli-plugins/docker-compose
+  [ -x "$v2" ] && return 0
+  t=$(now)
   rm -rf "$B/docker/compose-v2" "$tmp/deb"
   mkdir -p "$tmp/deb"
   if "$DOCKER" run --rm -v "$tmp/deb:/out" "debian:$SUITE-slim" bash -c \
@@ -67,5 +74,13 @@ if [ ! -x "$v2" ]; then
     cat "$tmp/v2.log" >&2
     note "Compose v2: not available from Debian $SUITE's docker-compose package (log above)"
   fi
-fi
+}
+t=$(now)
+build_tokentally & j1=$!
+build_kafka & j2=$!
+fetch_v2 & j3=$!
+rc=0
+for j in $j1 $j2 $j3; do wait $j || rc=1; done
+((rc == 0)) || fail "an image could not be built (above)"
+note "images: $(since "$t") s"
 echo "images ready"
