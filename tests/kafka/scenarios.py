@@ -255,7 +255,9 @@ class Stage:
     def __init__(self, ctx, name, guarantee, group, input_topic, instance,
                  extra, timed=False):
         self.log = os.path.join(ctx.tmp, "%s.%s.log" % (name, instance))
-        self.ctx_docker = ctx.docker
+        # Harnesses that make their own Ctx (cardinality.py) run no container.
+        self.docker = getattr(ctx, "docker", "docker")
+        image = getattr(ctx, "docker_image", None)
         args = [ctx.binary, "run", "--brokers", ctx.kafka.brokers,
                 "--group", group, "--input-topic", input_topic,
                 "--rollups-topic", name + ".rollups",
@@ -282,16 +284,15 @@ class Stage:
             self.time_file = "%s.%d.time" % (self.log, self.log_from)
             args = ["/usr/bin/time", "-f", "%e %M", "-o", self.time_file] + args
         self.container = None
-        if ctx.docker_image:
+        if image:
             # The image's binary instead of ctx.binary: one container per
             # stage run, named so that it can be killed.
             if timed:
                 raise Failure("timed stages do not run in a container")
             Stage.seq += 1
             self.container = "tt-scn-%d-%d" % (os.getpid(), Stage.seq)
-            args = [ctx.docker, "run", "--rm", "--name", self.container,
-                    "--network", "host", "--read-only",
-                    ctx.docker_image] + args[1:]
+            args = [self.docker, "run", "--rm", "--name", self.container,
+                    "--network", "host", "--read-only", image] + args[1:]
         self.args = args
         self.t0 = time.monotonic()
         self.p = subprocess.Popen(args, stdout=self.f, stderr=self.f)
@@ -332,7 +333,7 @@ class Stage:
         would leave the container running). Retried until the container
         exists: a kill right after `docker run` may come before it."""
         for _ in range(200):
-            r = subprocess.run([self.ctx_docker, "kill", "-s", "KILL", self.container],
+            r = subprocess.run([self.docker, "kill", "-s", "KILL", self.container],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             if r.returncode == 0 or self.p.poll() is not None:
                 return
