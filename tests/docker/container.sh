@@ -92,6 +92,16 @@ runargs() { # PREFIX
     --workers 2 -X message.max.bytes=8388608
 }
 
+# Started first, so that its wait for the HEALTHCHECK (the first probe
+# comes 15 s after the start) overlaps the scenario below; events first, so
+# that it has them all when it is stopped.
+"$T" gen --scenario april-2026 --brokers "$KAFKA_BROKERS" --input-topic t.events 2>/dev/null
+mport=$(free_port)
+run=$(cname run)
+# shellcheck disable=SC2046
+"$DOCKER" run -d --name "$run" --network host --read-only \
+  -e TOKENTALLY_METRICS_ADDR="127.0.0.1:$mport" "$IMAGE" $(runargs t) >/dev/null
+
 echo "== replay of the same events on the host (the reference)"
 "$T" gen --scenario april-2026 --out "$tmp/s.jsonl" 2>/dev/null
 "$T" replay --out "$tmp/ref" "$tmp/s.jsonl" 2>/dev/null
@@ -102,30 +112,32 @@ drun --network host --read-only "$IMAGE" gen --scenario april-2026 \
 t=$(now)
 # shellcheck disable=SC2046
 drun --name "$(cname close)" --network host --read-only \
-  -e TOKENTALLY_METRICS_ADDR="127.0.0.1:$(free_port)" "$IMAGE" $(runargs c) --close-at-eof --guarantee exactly-once \
-  2>"$tmp/close.err" || { tail -n 20 "$tmp/close.err" >&2; fail "run --close-at-eof in the container"; }
+  -e TOKENTALLY_METRICS_ADDR="127.0.0.1:$(free_port)" "$IMAGE" $(runargs c) --close-at-eof \
+  --guarantee exactly-once 2>"$tmp/close.err" ||
+  { tail -n 20 "$tmp/close.err" >&2; fail "run --close-at-eof in the container"; }
 echo "run --close-at-eof in the container: $(since "$t") s"
 grep -o '"msg":"run: [^"]*"' "$tmp/close.err" | tail -1
 $PY "$SRC/tests/kafka/check_outputs.py" "$KAFKA_BROKERS" "$SRC" "$tmp/ref" \
   --format avro --rollups c.rollups --streaks c.streaks
 
-echo "== run until the image's HEALTHCHECK says healthy, then docker stop (SIGTERM)"
-"$T" gen --scenario april-2026 --brokers "$KAFKA_BROKERS" --input-topic t.events 2>/dev/null
-mport=$(free_port)
-run=$(cname run)
-t=$(now)
-# shellcheck disable=SC2046
-"$DOCKER" run -d --name "$run" --network host --read-only \
-  -e TOKENTALLY_METRICS_ADDR="127.0.0.1:$mport" "$IMAGE" $(runargs t) >/dev/null
+echo "== run (started above) healthy by the image's HEALTHCHECK, then docker stop (SIGTERM)"
 status=
 for ((i = 0; i < 900; i++)); do
   status=$("$DOCKER" inspect -f '{{.State.Health.Status}} {{.State.Status}}' "$run")
   case $status in healthy*|unhealthy*|*exited*|*dead*) break ;; esac
   sleep 0.1
 done
-healthy_s=$(since "$t")
 [ "${status%% *}" = healthy ] || { "$DOCKER" logs "$run" 2>&1 | tail -20 >&2; fail "container $status"; }
-echo "healthy $healthy_s s after docker run (HEALTHCHECK --interval=15s: the first probe comes at 15 s)"
+# From the container's start to the end of its first passing probe.
+healthy_s=$("$DOCKER" inspect "$run" | $PY -c '
+import datetime, json, re, sys
+st = json.load(sys.stdin)[0]["State"]
+def t(s):  # RFC 3339 with nanoseconds
+    s = re.sub(r"(\.\d{6})\d*", r"\1", s).replace("Z", "+00:00")
+    return datetime.datetime.fromisoformat(s)
+ok = [p for p in st["Health"]["Log"] if p["ExitCode"] == 0]
+print("%.1f" % (t(ok[0]["End"]) - t(st["StartedAt"])).total_seconds())')
+echo "healthy $healthy_s s after the start (HEALTHCHECK --interval=15s: the first probe comes at 15 s)"
 "$DOCKER" inspect -f '{{range .State.Health.Log}}{{.ExitCode}} {{.Output}}{{end}}' "$run" | head -2
 [ "$("$DOCKER" top "$run" -eo pid,uid | awk 'NR > 1 {print $2}' | sort -u)" = 10001 ] ||
   fail "a process of the running container is not uid 10001"
