@@ -21,6 +21,9 @@ elif [ "${1:-}" != --build ]; then
   # validates and reads docker/compose.yml with them.
   pkgs+=(python3 python3-avro python3-confluent-kafka kcat clang-format
          docker-compose python3-yaml)
+  # docker.io (the engine, 20.10 with BuildKit) and mmdebstrap (the Debian
+  # base images when no registry answers): tests/docker/.
+  pkgs+=(docker.io mmdebstrap)
   # python3-venv: tests/it_kafka_tail.sh runs docs/consuming.md's consumer example
   # in a venv under the build folder with fastavro from PyPI (not in Debian).
   pkgs+=(python3-venv)

@@ -85,7 +85,7 @@ echo "== the image is built by the script CI builds with"
 # The build stage (first FROM up to the second) runs tests/build.sh.
 awk '/^FROM /{n++} n==1' "$SRC/docker/Dockerfile" | grep -Eq '^RUN .*bash tests/build\.sh' ||
   fail "docker/Dockerfile's build stage does not RUN tests/build.sh"
-grep -Eq '^FROM debian:bookworm-slim' "$SRC/docker/Dockerfile" || fail "runtime base"
+grep -Eq '^FROM debian:trixie-slim' "$SRC/docker/Dockerfile" || fail "runtime base"
 grep -Eq '^ENTRYPOINT \["tokentally"\]' "$SRC/docker/Dockerfile" || fail "ENTRYPOINT"
 grep -Eq '^USER [1-9]' "$SRC/docker/Dockerfile" || fail "non-root USER"
 grep -Eq '^HEALTHCHECK ' "$SRC/docker/Dockerfile" || fail "HEALTHCHECK"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The test command of the README: installs what is missing, builds with
-# warnings as errors, runs every test with ctest, then builds again with
+# warnings as errors, runs every test with ctest (the Docker image and
+# compose tests of tests/docker among them, label docker), then builds again with
 # AddressSanitizer + UBSan and runs the unit tests under them, fuzzes every
 # decoder briefly, and checks formatting.
 set -euo pipefail

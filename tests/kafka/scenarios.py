@@ -22,7 +22,10 @@ otherwise.
 
 usage: scenarios.py --brokers B --binary T --src DIR --tmp DIR
                     [--guarantee all|exactly-once|at-least-once]
-                    [--repeat N] [SCENARIO ...]
+                    [--repeat N] [--docker-image IMAGE] [SCENARIO ...]
+--docker-image runs every stage as `docker run --network host --read-only
+IMAGE run ...` (tests/docker/container.sh): kill -9 is `docker kill -s
+KILL`, SIGTERM reaches the container through the client (--sig-proxy).
 Prints one line per scenario run and a closing "N passed, N failed" line;
 exits 1 if any failed."""
 import argparse
@@ -247,9 +250,14 @@ class Kafka:
 # ---- the stage -----------------------------------------------------------------
 
 class Stage:
+    seq = 0
+
     def __init__(self, ctx, name, guarantee, group, input_topic, instance,
                  extra, timed=False):
         self.log = os.path.join(ctx.tmp, "%s.%s.log" % (name, instance))
+        # Harnesses that make their own Ctx (cardinality.py) run no container.
+        self.docker = getattr(ctx, "docker", "docker")
+        image = getattr(ctx, "docker_image", None)
         args = [ctx.binary, "run", "--brokers", ctx.kafka.brokers,
                 "--group", group, "--input-topic", input_topic,
                 "--rollups-topic", name + ".rollups",
@@ -275,6 +283,16 @@ class Stage:
             # harness's own pages until the exec.)
             self.time_file = "%s.%d.time" % (self.log, self.log_from)
             args = ["/usr/bin/time", "-f", "%e %M", "-o", self.time_file] + args
+        self.container = None
+        if image:
+            # The image's binary instead of ctx.binary: one container per
+            # stage run, named so that it can be killed.
+            if timed:
+                raise Failure("timed stages do not run in a container")
+            Stage.seq += 1
+            self.container = "tt-scn-%d-%d" % (os.getpid(), Stage.seq)
+            args = [self.docker, "run", "--rm", "--name", self.container,
+                    "--network", "host", "--read-only", image] + args[1:]
         self.args = args
         self.t0 = time.monotonic()
         self.p = subprocess.Popen(args, stdout=self.f, stderr=self.f)
@@ -288,6 +306,7 @@ class Stage:
         try:
             rc = self.p.wait(timeout)
         except subprocess.TimeoutExpired:
+            self._kill_container()
             self.p.kill()
             self.p.wait()
             raise Failure("stage did not exit in %d s (log %s)" % (timeout, self.log))
@@ -309,8 +328,23 @@ class Stage:
             time.sleep(0.01)
         raise Failure("no stage process under /usr/bin/time")
 
+    def _kill_container(self):
+        """SIGKILL to the stage in its container (killing the docker client
+        would leave the container running). Retried until the container
+        exists: a kill right after `docker run` may come before it."""
+        for _ in range(200):
+            r = subprocess.run([self.docker, "kill", "-s", "KILL", self.container],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if r.returncode == 0 or self.p.poll() is not None:
+                return
+            time.sleep(0.05)
+        raise Failure("docker kill %s failed" % self.container)
+
     def kill9(self):
-        os.kill(self.pid(), signal.SIGKILL)
+        if self.container:
+            self._kill_container()
+        else:
+            os.kill(self.pid(), signal.SIGKILL)
         self.p.wait()
         self._done()
 
@@ -673,10 +707,13 @@ def main():
     ap.add_argument("--guarantee", default="all")
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--docker-image", default=None)
+    ap.add_argument("--docker", default="docker", help="the docker client")
     ap.add_argument("names", nargs="*")
     a = ap.parse_args()
     ctx = Ctx()
     ctx.binary, ctx.tmp = a.binary, a.tmp
+    ctx.docker_image, ctx.docker = a.docker_image, a.docker
     ctx.kafka = Kafka(a.brokers)
     ctx.codec = Codec(a.src)
     names = a.names or list(SCENARIOS)
