@@ -24,6 +24,8 @@ elif [ "${1:-}" != --build ]; then
   # python3-venv: tests/it_kafka_tail.sh runs the README's consumer example
   # in a venv under the build folder with fastavro from PyPI (not in Debian).
   pkgs+=(python3-venv)
+  # chromium: tests/it_kafka_serve.sh loads `serve`'s page headless.
+  pkgs+=(chromium)
 fi
 missing=()
 for p in "${pkgs[@]}"; do
