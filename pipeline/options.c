@@ -204,7 +204,7 @@ const tt_opt_def tt_opt_defs[] = {
      "after the leaderboard, serve the page and the JSON API of the "
      "output topics on --listen until SIGINT/SIGTERM (Ctrl-C)",
      NULL},
-    {"listen", 0, TT_OPT_STR, "127.0.0.1:0", NULL, 0, 0, D,
+    {"listen", 0, TT_OPT_STR, "127.0.0.1:8080", NULL, 0, 0, D,
      "HOST:PORT of the page that --serve starts (port 0 = any free port)",
      tt_check_listen_addr},
     {"codec", 0, TT_OPT_STR, "deflate", "null|deflate|snappy", 0, 0, G,
