@@ -204,10 +204,8 @@ int tt_cmd_demo(int argc, char **argv) {
                 keep_until_signal();
         } else {
                 printf("(The embedded cluster is gone when demo exits; "
-                       "--keep keeps it up until Ctrl-C, --serve also "
-                       "serves this leaderboard as a page, by default at "
-                       "http://%s/.)\n",
-                       tt_opts_str(o, "listen"));
+                       "--keep keeps it up until Ctrl-C; --serve also "
+                       "serves this leaderboard as a page until Ctrl-C.)\n");
         }
         rc = 0;
 done:
