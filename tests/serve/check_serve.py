@@ -299,6 +299,22 @@ try:
           "the chart: one series per origin (%d), %d weeks each: %s"
           % (len(origins), len(weeks), ser))
     check("PROVISIONAL" not in text, "no PROVISIONAL row (every week closed)")
+    # Another week picked: its headline; the share view: its series.
+    hl13 = headline(rows, "2026-W13")
+    b.eval("var s = document.getElementById('week'); s.value = '2026-W13'; "
+           "s.dispatchEvent(new Event('change')); 0")
+    text13 = b.wait_for("document.body.innerText.indexOf(%s) >= 0" % json.dumps(hl13), 10)
+    check(bool(text13), "2026-W13 picked: the DOM shows %r" % hl13)
+    b.eval("document.getElementById('v-share').click(); 0")
+    ser = series_ok(b, len(weeks))
+    axis = b.eval("Array.from(document.querySelectorAll('#chart > text')).map("
+                  "function (t) { return t.textContent; }).join(' ')")
+    check(len(ser) == len(origins) and all(x[2] == len(weeks) for x in ser)
+          and "50%" in axis, "share view: %d series of %d weeks, axis %r"
+          % (len(ser), len(weeks), axis))
+    b.eval("document.getElementById('v-tokens').click(); "
+           "var s = document.getElementById('week'); s.value = '2026-W14'; "
+           "s.dispatchEvent(new Event('change')); 0")
     b.call("Runtime.evaluate", expression="window.__tt_no_reload = 42")
     b.screenshot(shot)
     check(os.path.getsize(shot) > 10000, "screenshot %s (%d bytes)" % (shot, os.path.getsize(shot)))
