@@ -7,8 +7,9 @@
 # 1 MB query string, slow clients), the page's DOM (2026-W14, CN 1.296 G,
 # +31.48%, 48.00%, the streak sentence, one chart series per origin with 10
 # weeks), a screenshot in the build folder (serve-page.png), a late
-# 2026-W14 event through `run` shown REVISED without a reload, and the
-# report files (--in a replay folder, --brokers) opened offline.
+# 2026-W14 event through `run` shown REVISED without a reload, a new week
+# shown PROVISIONAL while `run` keeps it open, and the report files (--in a
+# replay folder, --brokers) opened offline.
 # TT_KAFKA_DIR overrides the broker folder (build/kafka-serve).
 set -euo pipefail
 SRC=${TT_SOURCE_DIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -45,7 +46,15 @@ echo "== serve"
 "$T" serve --brokers "$KAFKA_BROKERS" --rollups-topic serve.rollups \
   --streaks-topic serve.streaks --listen 127.0.0.1:0 >"$tmp/serve.out" 2>"$tmp/serve.err" &
 SERVE_PID=$!
-trap 'kill $SERVE_PID 2>/dev/null || true; up_cleanup' EXIT
+stop_all() {
+  kill $SERVE_PID 2>/dev/null || true
+  if [ -s "$tmp/open.pid" ]; then
+    kill -TERM "$(cat "$tmp/open.pid")" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$(cat "$tmp/open.pid")" 2>/dev/null || break; sleep 0.2; done
+  fi
+  up_cleanup
+}
+trap stop_all EXIT
 for _ in $(seq 600); do
   grep -q "^ready:" "$tmp/serve.out" && break
   kill -0 $SERVE_PID 2>/dev/null || { cat "$tmp/serve.err" >&2; fail "serve exited"; }
@@ -63,10 +72,22 @@ set -e
 $(declare -f run_stage)
 run_stage
 LATE
+# Events of a new week, then the stage left running: the week stays open
+# and is emitted PROVISIONAL every second (stopped at exit).
+cat >"$tmp/open.sh" <<OPEN
+set -e
+/usr/bin/python3 "$SRC/tests/serve/produce_events.py" "$KAFKA_BROKERS" serve.events "$SRC"
+"$T" run --brokers "$KAFKA_BROKERS" --group it-serve --input-topic serve.events \\
+  --rollups-topic serve.rollups --streaks-topic serve.streaks --dlq-topic serve.dlq \\
+  --workers 2 --emit-interval 1s --commit-interval 200ms 2>>"$tmp/open.err" >/dev/null &
+echo \$! >"$tmp/open.pid"
+OPEN
 export T KAFKA_BROKERS tmp
 late_cmd="bash $tmp/late.sh"
+open_cmd="bash $tmp/open.sh"
 /usr/bin/python3 "$SRC/tests/serve/check_serve.py" "$URL" "$tmp/events.jsonl" "$SRC" \
-  "$B/serve-page.png" "$late_cmd" "$B/serve-report.html" "$tmp/report-brokers.html"
+  "$B/serve-page.png" "$late_cmd" "$B/serve-report.html" "$tmp/report-brokers.html" \
+  "$open_cmd"
 
 kill -TERM $SERVE_PID
 wait $SERVE_PID || fail "serve did not exit 0 on SIGTERM"

@@ -7,9 +7,13 @@ its scripts ran, the chart's series, a screenshot); then a late event of
 2026-W14 through `run` and the page showing the REVISED numbers without a
 reload; and `report` files opened offline.
 
-usage: check_serve.py URL EVENTS.jsonl SRC SHOT.png LATE_CMD REPORT_IN.html REPORT_BROKERS.html
+usage: check_serve.py URL EVENTS.jsonl SRC SHOT.png LATE_CMD REPORT_IN.html
+                      REPORT_BROKERS.html OPEN_CMD
 LATE_CMD is a shell command that produces the late event (its JSON on
-stdin is added to the recount) and runs the stage over it."""
+stdin is added to the recount) and runs the stage over it to its end;
+OPEN_CMD produces events of a new week (JSON Lines on stdin) and starts the
+stage in the background, which keeps that week open and emits it as
+PROVISIONAL."""
 import json
 import os
 import socket
@@ -26,7 +30,7 @@ sys.path.insert(0, HERE)
 import cdp  # noqa: E402
 import recount  # noqa: E402
 
-url, events_path, src, shot, late_cmd, report_in, report_brokers = sys.argv[1:8]
+url, events_path, src, shot, late_cmd, report_in, report_brokers, open_cmd = sys.argv[1:9]
 url = url.rstrip("/")
 host, port = url.split("//")[1].split(":")
 port = int(port)
@@ -345,6 +349,30 @@ try:
     check(sentence(streaks2, "leader:origin:CN,US", "2026-W14") in text,
           "the revised streak: %s" % sentence(streaks2, "leader:origin:CN,US", "2026-W14"))
     b.screenshot(shot.replace(".png", "-revised.png"))
+
+    print("== an open week: 2026-W15 PROVISIONAL while run keeps going")
+    w15 = 1774828800000 + 7 * 86400000
+    fresh = [{"request_id": "open-w15-%d" % i, "event_time": w15 + 86400000 + i,
+              "model": m, "origin": None, "prompt_tokens": t,
+              "completion_tokens": 1000, "provider": None}
+             for i, (m, t) in enumerate((("deepseek/deepseek-chat-v3", 5000000),
+                                         ("openai/gpt-5", 2000000)))]
+    p = subprocess.run(open_cmd, shell=True, input="\n".join(map(json.dumps, fresh)),
+                       text=True)
+    check(p.returncode == 0, "open-week events produced, run started (exit %d)" % p.returncode)
+    rows3 = recount.rows(events + [late] + fresh, origins_map)
+    hl3 = headline(rows3, "2026-W15")
+    text = b.wait_for("document.body.innerText.indexOf(%s) >= 0 && "
+                      "document.body.innerText" % json.dumps(hl3), timeout=120)
+    check(bool(text), "the page moved to the new week: %r" % hl3)
+    text = text or ""
+    prov = b.eval("Array.from(document.querySelectorAll('#origins tbody tr')).map("
+                  "function (r) { return r.className + ' ' + r.lastChild.textContent; })")
+    check(prov == ["PROVISIONAL PROVISIONAL"] * 2,
+          "its 2 origin rows are marked PROVISIONAL: %s" % prov)
+    check("no streak yet (the week is open)" in text, "no streak for the open week")
+    check(b.eval("window.__tt_no_reload") == 42, "still the same document")
+    b.screenshot(shot.replace(".png", "-provisional.png"))
 finally:
     b.close()
 want = week_body(rows2, "2026-W14", "origin", 3, "REVISED", 1)
