@@ -109,14 +109,19 @@ int tt_cmd_report(int argc, char **argv) {
         const char *in = tt_opts_str(o, "in");
         const char *brokers = tt_opts_str(o, "brokers");
         const char *out = tt_opts_str(o, "out");
-        const char *why = tt_opts_npos(o)   ? "report takes options only"
-                          : !out            ? "--out is required"
-                          : !in == !brokers ? "give exactly one of --in and "
-                                              "--brokers"
-                                            : NULL;
-        if (why) {
-                fprintf(stderr, "tokentally report: %s\nusage: %s\n", why,
-                        usage);
+        char why[256] = "";
+        if (tt_opts_npos(o))
+                snprintf(why, sizeof(why),
+                         "unexpected argument '%s' (report takes options "
+                         "only)",
+                         tt_opts_pos(o, 0));
+        else if (!out)
+                snprintf(why, sizeof(why), "--out is required");
+        else if (!in == !brokers)
+                snprintf(why, sizeof(why),
+                         "give exactly one of --in DIR and --brokers B");
+        if (why[0]) {
+                fprintf(stderr, "tokentally report: %s\n", why);
                 tt_opts_destroy(o);
                 return 2;
         }

@@ -39,10 +39,14 @@ int tt_cmd_serve(int argc, char **argv) {
         }
         const char *listen = tt_opts_str(o, "listen");
         if (tt_opts_npos(o) > 0 || !*listen || !strcmp(listen, "off")) {
-                fprintf(stderr, "tokentally serve: %s\nusage: %s\n",
-                        tt_opts_npos(o) ? "serve takes options only"
-                                        : "--listen needs HOST:PORT",
-                        usage);
+                if (tt_opts_npos(o))
+                        fprintf(stderr,
+                                "tokentally serve: unexpected argument '%s' "
+                                "(serve takes options only)\n",
+                                tt_opts_pos(o, 0));
+                else
+                        fprintf(stderr, "tokentally serve: --listen needs "
+                                        "HOST:PORT\n");
                 tt_opts_destroy(o);
                 return 2;
         }
