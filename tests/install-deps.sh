@@ -27,6 +27,9 @@ elif [ "${1:-}" != --build ]; then
   # python3-venv: tests/it_kafka_tail.sh runs docs/consuming.md's consumer example
   # in a venv under the build folder with fastavro from PyPI (not in Debian).
   pkgs+=(python3-venv)
+  # chromium, python3-websocket: tests/it_kafka_serve.sh loads `serve`'s
+  # page in headless Chromium, driven over the DevTools protocol.
+  pkgs+=(chromium python3-websocket)
 fi
 missing=()
 for p in "${pkgs[@]}"; do

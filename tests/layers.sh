@@ -13,8 +13,9 @@ below = {"ttutil": [], "ttcore": ["ttutil"],
          "ttreplay": ["ttutil", "ttcore", "ttcodec"],
          "ttops": ["ttutil", "ttcore"],
          "ttkafka": ["ttutil", "ttcore", "ttcodec", "ttops"],
+         "ttserve": ["ttutil", "ttcore", "ttcodec", "ttops", "ttkafka"],
          "ttcli": ["ttutil", "ttcore", "ttcodec", "ttreplay", "ttops",
-                   "ttkafka"]}
+                   "ttkafka", "ttserve"]}
 defs, need = {}, {}
 for lib in below:
     out = subprocess.run(["nm", f"{b}/lib{lib}.a"], check=True,

@@ -8,5 +8,7 @@ int tt_cmd_gen(int argc, char **argv);
 int tt_cmd_run(int argc, char **argv);
 int tt_cmd_demo(int argc, char **argv);
 int tt_cmd_tail(int argc, char **argv);
+int tt_cmd_serve(int argc, char **argv);
+int tt_cmd_report(int argc, char **argv);
 
 #endif

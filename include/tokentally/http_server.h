@@ -48,6 +48,25 @@ void tt_http_conf_defaults(tt_http_conf *c);
 tt_http_server *tt_http_server_new(const char *addr, const tt_http_conf *conf,
                                    tt_http_handler handler, void *opaque,
                                    char *errstr, size_t errsize);
+/* The handler of `serve`: also the query and If-None-Match of the
+ * request, and extra header lines for the response (ETag). A 304 answer is
+ * sent without a body. */
+typedef struct tt_http_req {
+        const char *path;
+        const char *query;         /* after '?', "" when none */
+        const char *if_none_match; /* NULL when absent */
+} tt_http_req;
+typedef struct tt_http_resp {
+        tt_buf *body;
+        const char *ctype; /* static */
+        char headers[256]; /* "Name: value\r\n" lines, "" by default */
+} tt_http_resp;
+typedef unsigned (*tt_http_handler_ex)(void *opaque, const tt_http_req *req,
+                                       tt_http_resp *resp);
+tt_http_server *tt_http_server_new_ex(const char *addr,
+                                      const tt_http_conf *conf,
+                                      tt_http_handler_ex handler, void *opaque,
+                                      char *errstr, size_t errsize);
 int tt_http_server_port(const tt_http_server *s);
 /* Stops the thread, closes every connection and frees; NULL is fine. */
 void tt_http_server_destroy(tt_http_server *s);

@@ -18,6 +18,8 @@ enum {
         TT_CMD_GEN = 1u << 2,
         TT_CMD_DEMO = 1u << 3,
         TT_CMD_TAIL = 1u << 4,
+        TT_CMD_SERVE = 1u << 5,
+        TT_CMD_REPORT = 1u << 6,
 };
 
 typedef enum tt_opt_type {

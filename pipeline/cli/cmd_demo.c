@@ -17,12 +17,14 @@
 #include "tokentally/kafka_out.h"
 #include "tokentally/leaderboard.h"
 #include "tokentally/options.h"
+#include "tokentally/serve_run.h"
 #include "tokentally/setup.h"
 #include "tokentally/stage.h"
 
 #define INPUT_PARTITIONS 6
 
-static const char usage[] = "tokentally demo [--keep] [options]";
+static const char usage[] =
+    "tokentally demo [--keep] [--serve [--listen HOST:PORT]] [options]";
 static volatile sig_atomic_t never;
 static volatile sig_atomic_t stop_keeping;
 
@@ -31,14 +33,18 @@ static void on_stop(int sig) {
         stop_keeping = 1;
 }
 
-/* --keep: wait for SIGINT/SIGTERM with the cluster's threads serving. */
-static void keep_until_signal(void) {
+static void on_signals(void) {
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_stop;
         sigemptyset(&sa.sa_mask);
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGTERM, &sa, NULL);
+}
+
+/* --keep: wait for SIGINT/SIGTERM with the cluster's threads serving. */
+static void keep_until_signal(void) {
+        on_signals();
         while (!stop_keeping) {
                 struct timespec ts = {0, 100 * 1000 * 1000};
                 nanosleep(&ts, NULL);
@@ -170,7 +176,23 @@ int tt_cmd_demo(int argc, char **argv) {
                (unsigned long long)b.streak_records, topics[3],
                (unsigned long long)st.dead_letters,
                oc.json ? "JSON" : "Confluent-framed Avro");
-        if (keep) {
+        if (tt_opts_flag(o, "serve")) {
+                /* `serve` on the embedded cluster, in this process, until
+                 * Ctrl-C: the cluster lives as long as the page. */
+                on_signals();
+                tt_follow_conf fc = {.brokers = bootstraps,
+                                     .rollups_topic = topics[1],
+                                     .streaks_topic = topics[2],
+                                     .connect_timeout_ms = 30000,
+                                     .client_id = "tokentally-demo-serve"};
+                printf("The leaderboard as a page, until Ctrl-C:\n");
+                fflush(stdout);
+                if (tt_serve_run(&fc, tt_opts_str(o, "listen"), &stop_keeping,
+                                 errstr, sizeof(errstr))) {
+                        fprintf(stderr, "tokentally demo: %s\n", errstr);
+                        goto done;
+                }
+        } else if (keep) {
                 /* Printed only now: before, the address was gone by the
                  * time anyone read it. */
                 printf("The embedded Kafka cluster stays up at %s until "
@@ -182,7 +204,8 @@ int tt_cmd_demo(int argc, char **argv) {
                 keep_until_signal();
         } else {
                 printf("(The embedded cluster is gone when demo exits; "
-                       "--keep keeps it up until Ctrl-C.)\n");
+                       "--keep keeps it up until Ctrl-C; --serve also "
+                       "serves this leaderboard as a page until Ctrl-C.)\n");
         }
         rc = 0;
 done:

@@ -16,6 +16,8 @@ static const struct {
     {"replay", tt_cmd_replay, "replay event files through the engine"},
     {"gen", tt_cmd_gen, "generate a synthetic event history"},
     {"tail", tt_cmd_tail, "print an output topic as JSON or a leaderboard"},
+    {"serve", tt_cmd_serve, "the leaderboard as a live page and a JSON API"},
+    {"report", tt_cmd_report, "the page as one HTML file, data inlined"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

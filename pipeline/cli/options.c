@@ -16,6 +16,8 @@
 #define G TT_CMD_GEN
 #define D TT_CMD_DEMO
 #define T TT_CMD_TAIL
+#define S TT_CMD_SERVE
+#define O TT_CMD_REPORT
 #define DAY_MS 86400000.0
 
 const tt_opt_def tt_opt_defs[] = {
@@ -82,7 +84,7 @@ const tt_opt_def tt_opt_defs[] = {
      "output file (.avro, .jsonl, .jsonl.gz) or - for standard output",
      tt_check_nonempty},
     /* Kafka (SPEC §7). */
-    {"brokers", 0, TT_OPT_STR, "localhost:9092", NULL, 0, 0, R | T,
+    {"brokers", 0, TT_OPT_STR, "localhost:9092", NULL, 0, 0, R | T | S,
      "Kafka bootstrap servers, HOST[:PORT][,HOST[:PORT]...]", tt_check_brokers},
     {"brokers", 0, TT_OPT_STR, NULL, NULL, 0, 0, P,
      "write the outputs to these Kafka bootstrap servers (the topics "
@@ -92,8 +94,12 @@ const tt_opt_def tt_opt_defs[] = {
      "produce to --input-topic on these Kafka bootstrap servers instead "
      "of writing --out",
      tt_check_brokers},
+    {"brokers", 0, TT_OPT_STR, NULL, NULL, 0, 0, O,
+     "read the output topics on these Kafka bootstrap servers (instead "
+     "of --in)",
+     tt_check_brokers},
     {"connect-timeout", 0, TT_OPT_DURATION, "30s", NULL, 0, DAY_MS,
-     R | P | G | T,
+     R | P | G | T | S | O,
      "give up (exit 1) when no broker of the cluster answers within this "
      "long at start (0 = keep trying)",
      NULL},
@@ -102,9 +108,9 @@ const tt_opt_def tt_opt_defs[] = {
     {"input-topic", 0, TT_OPT_STR, "token-usage.events", NULL, 0, 0, R | G | D,
      "topic of TokenEvents", tt_check_topic},
     {"rollups-topic", 0, TT_OPT_STR, "token-usage.rollups", NULL, 0, 0,
-     R | P | D, "topic of WeeklyRollups", tt_check_topic},
+     R | P | D | S | O, "topic of WeeklyRollups", tt_check_topic},
     {"streaks-topic", 0, TT_OPT_STR, "token-usage.streaks", NULL, 0, 0,
-     R | P | D, "topic of StreakChanges", tt_check_topic},
+     R | P | D | S | O, "topic of StreakChanges", tt_check_topic},
     {"dlq-topic", 0, TT_OPT_STR, "token-usage.dead-letters", NULL, 0, 0,
      R | P | D, "topic of dead letters", tt_check_topic},
     {"output-format", 0, TT_OPT_STR, "avro", "avro|json", 0, 0, R | P | D,
@@ -153,11 +159,11 @@ const tt_opt_def tt_opt_defs[] = {
      "included)",
      NULL},
     {"log-level", 0, TT_OPT_STR, "info", "error|warn|info|debug", 0, 0,
-     P | G | T,
+     P | G | T | S | O,
      "debug: also librdkafka's log lines (JSON on stderr); errors are one "
      "plain line at any level",
      NULL},
-    {"X", 'X', TT_OPT_LIST, NULL, NULL, 0, 0, R | P | G | D | T,
+    {"X", 'X', TT_OPT_LIST, NULL, NULL, 0, 0, R | P | G | D | T | S | O,
      "key=value passed to librdkafka, repeatable", tt_kafka_prop_check},
     /* gen (SPEC §8, §9). */
     {"scenario", 0, TT_OPT_STR, "april-2026", "april-2026", 0, 0, G,
@@ -184,6 +190,23 @@ const tt_opt_def tt_opt_defs[] = {
      "exit when every partition is at its end (default: follow until "
      "SIGINT/SIGTERM)",
      NULL},
+    /* serve and report (docs/serve.md). */
+    {"listen", 0, TT_OPT_STR, "127.0.0.1:8080", NULL, 0, 0, S,
+     "HOST:PORT of the page and the JSON API; port 0 = any free port "
+     "(printed)",
+     tt_check_listen_addr},
+    {"in", 0, TT_OPT_STR, NULL, NULL, 0, 0, O,
+     "a replay's output folder (rollups.jsonl, streaks.jsonl)",
+     tt_check_nonempty},
+    {"out", 0, TT_OPT_STR, NULL, NULL, 0, 0, O,
+     "the HTML file to write (- for standard output)", tt_check_nonempty},
+    {"serve", 0, TT_OPT_FLAG, NULL, NULL, 0, 0, D,
+     "after the leaderboard, serve the page and the JSON API of the "
+     "output topics on --listen until SIGINT/SIGTERM (Ctrl-C)",
+     NULL},
+    {"listen", 0, TT_OPT_STR, "127.0.0.1:8080", NULL, 0, 0, D,
+     "HOST:PORT of the page that --serve starts (port 0 = any free port)",
+     tt_check_listen_addr},
     {"codec", 0, TT_OPT_STR, "deflate", "null|deflate|snappy", 0, 0, G,
      "Avro container codec", NULL},
     {"rate", 0, TT_OPT_DOUBLE, "0", NULL, 0, 1e9, G,
@@ -198,6 +221,8 @@ const size_t tt_opt_ndefs = sizeof(tt_opt_defs) / sizeof(tt_opt_defs[0]);
 #undef G
 #undef D
 #undef T
+#undef S
+#undef O
 
 #define MAX_ARGS 1024
 
@@ -224,7 +249,8 @@ static int find_def(const char *name, size_t len, unsigned cmd) {
         return -1;
 }
 
-static const char *const cmd_names[] = {"run", "replay", "gen", "demo", "tail"};
+static const char *const cmd_names[] = {"run",  "replay", "gen",   "demo",
+                                        "tail", "serve",  "report"};
 
 /* "gen and tail": the commands that have an option of this name. */
 static void owners(const char *name, size_t len, char *out, size_t size) {
@@ -235,7 +261,7 @@ static void owners(const char *name, size_t len, char *out, size_t size) {
                         cmds |= tt_opt_defs[i].cmds;
         out[0] = '\0';
         size_t n = 0;
-        for (unsigned k = 0; k < 5; k++)
+        for (unsigned k = 0; k < 7; k++)
                 if (cmds & (1u << k))
                         n += (size_t)snprintf(out + n, n < size ? size - n : 0,
                                               "%s%s", n ? ", " : "",
@@ -243,7 +269,7 @@ static void owners(const char *name, size_t len, char *out, size_t size) {
 }
 
 static const char *cmd_name(unsigned cmd) {
-        for (unsigned k = 0; k < 5; k++)
+        for (unsigned k = 0; k < 7; k++)
                 if (cmd == 1u << k)
                         return cmd_names[k];
         return "?";

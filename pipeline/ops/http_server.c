@@ -45,6 +45,7 @@ typedef struct conn {
 struct tt_http_server {
         tt_http_conf conf;
         tt_http_handler handler;
+        tt_http_handler_ex handler_ex; /* instead of handler when set */
         void *opaque;
         int lfd, wake[2], port;
         pthread_t thread;
@@ -151,9 +152,11 @@ static void accept_all(tt_http_server *s, int64_t now) {
         }
 }
 
-static int reply(tt_buf *out, unsigned status, const char *ctype,
-                 const void *body, size_t len, bool head, bool close_after) {
+static int reply_ex(tt_buf *out, unsigned status, const char *ctype,
+                    const void *body, size_t len, bool head, bool close_after,
+                    const char *extra) {
         const char *text = status == 200   ? "OK"
+                           : status == 304 ? "Not Modified"
                            : status == 400 ? "Bad Request"
                            : status == 404 ? "Not Found"
                            : status == 405 ? "Method Not Allowed"
@@ -162,12 +165,21 @@ static int reply(tt_buf *out, unsigned status, const char *ctype,
                            : status == 503 ? "Service Unavailable"
                            : status == 505 ? "HTTP Version Not Supported"
                                            : "Internal Server Error";
+        if (status == 304) /* no body, and no length of one */
+                return tt_buf_printf(
+                    out, "HTTP/1.1 304 %s\r\n%s%s\r\n", text, extra,
+                    close_after ? "Connection: close\r\n" : "");
         int err = tt_buf_printf(out,
                                 "HTTP/1.1 %u %s\r\nContent-Type: %s\r\n"
-                                "Content-Length: %zu\r\n%s\r\n",
-                                status, text, ctype, len,
+                                "Content-Length: %zu\r\n%s%s\r\n",
+                                status, text, ctype, len, extra,
                                 close_after ? "Connection: close\r\n" : "");
         return err || head ? err : tt_buf_append(out, body, len);
+}
+
+static int reply(tt_buf *out, unsigned status, const char *ctype,
+                 const void *body, size_t len, bool head, bool close_after) {
+        return reply_ex(out, status, ctype, body, len, head, close_after, "");
 }
 
 static const char text_plain[] = "text/plain; charset=utf-8";
@@ -257,11 +269,23 @@ static void serve(tt_http_server *s, conn *c, size_t hlen) {
                 *q = '\0';
         tt_buf body;
         tt_buf_init(&body, s->conf.body_max);
-        const char *ctype = text_plain;
-        unsigned status = s->handler(s->opaque, target, &body, &ctype);
+        tt_http_resp resp = {&body, text_plain, ""};
+        unsigned status;
+        if (s->handler_ex) {
+                char inm[128];
+                const char *v = header(h, end, "If-None-Match", &vl);
+                if (v)
+                        snprintf(inm, sizeof(inm), "%.*s",
+                                 (int)(vl < sizeof(inm) ? vl : 0), v);
+                tt_http_req req = {target, q ? q + 1 : "", v ? inm : NULL};
+                status = s->handler_ex(s->opaque, &req, &resp);
+        } else {
+                status = s->handler(s->opaque, target, &body, &resp.ctype);
+        }
         c->closing = !keep;
-        if (reply(&c->out, status, ctype, body.data ? (void *)body.data : "",
-                  body.len, head, !keep)) {
+        if (reply_ex(&c->out, status, resp.ctype,
+                     body.data ? (void *)body.data : "", body.len, head, !keep,
+                     resp.headers)) {
                 c->closing = true; /* out of room: drop the connection */
                 c->outpos = c->out.len = 0;
         }
@@ -460,9 +484,10 @@ static int listen_on(const char *addr, int *port, char *errstr,
         return fd;
 }
 
-tt_http_server *tt_http_server_new(const char *addr, const tt_http_conf *conf,
-                                   tt_http_handler handler, void *opaque,
-                                   char *errstr, size_t errsize) {
+static tt_http_server *server_new(const char *addr, const tt_http_conf *conf,
+                                  tt_http_handler handler,
+                                  tt_http_handler_ex handler_ex, void *opaque,
+                                  char *errstr, size_t errsize) {
         tt_http_server *s = tt_calloc(1, sizeof(*s));
         if (!s) {
                 snprintf(errstr, errsize, "out of memory");
@@ -477,6 +502,7 @@ tt_http_server *tt_http_server_new(const char *addr, const tt_http_conf *conf,
         if (s->conf.per_client < 1)
                 s->conf.per_client = 1;
         s->handler = handler;
+        s->handler_ex = handler_ex;
         s->opaque = opaque;
         s->wake[0] = s->wake[1] = -1;
         s->lfd = listen_on(addr, &s->port, errstr, errsize);
@@ -506,6 +532,19 @@ fail:
         tt_free(s->pfd);
         tt_free(s);
         return NULL;
+}
+
+tt_http_server *tt_http_server_new_ex(const char *addr,
+                                      const tt_http_conf *conf,
+                                      tt_http_handler_ex handler, void *opaque,
+                                      char *errstr, size_t errsize) {
+        return server_new(addr, conf, NULL, handler, opaque, errstr, errsize);
+}
+
+tt_http_server *tt_http_server_new(const char *addr, const tt_http_conf *conf,
+                                   tt_http_handler handler, void *opaque,
+                                   char *errstr, size_t errsize) {
+        return server_new(addr, conf, handler, NULL, opaque, errstr, errsize);
 }
 
 int tt_http_server_port(const tt_http_server *s) {

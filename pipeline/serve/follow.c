@@ -1,0 +1,258 @@
+/* The follower of `serve`, `report --brokers` and `demo --serve`: the
+ * output topics into a materialized view (see serve_follow.h). */
+#include "tokentally/serve_follow.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tokentally/avro_read.h"
+#include "tokentally/buf.h"
+#include "tokentally/kafka_conf.h"
+#include "tokentally/kafka_out.h"
+#include "tokentally/mem.h"
+
+struct tt_follow {
+        rd_kafka_t *rk;
+        rd_kafka_topic_partition_list_t *parts;
+        int64_t *end; /* per partition: the end offset seen at start */
+        bool *caught; /* read to it */
+        int ncaught;
+        atomic_bool ready;
+        tt_sview *view;
+        pthread_mutex_t *lock;
+        tt_buf scratch;
+        uint64_t applied, skipped;
+};
+
+/* The record's type from its bytes alone, as `tail` tells them: Confluent
+ * framing with the rollup or streak schema id, or another id whose body
+ * decodes as exactly one of the two (a schema registry's ids), or the JSON
+ * of --output-format json. 0 rollup, 1 streak, -1 not recognised. */
+static int decode(tt_follow *f, const rd_kafka_message_t *m, tt_rollup *r,
+                  tt_streak_change *s) {
+        const uint8_t *v = m->payload;
+        size_t len = m->len;
+        if (!v || !len)
+                return -1;
+        if (v[0] == 0 && len >= 5) {
+                uint32_t id = (uint32_t)v[1] << 24 | (uint32_t)v[2] << 16 |
+                              (uint32_t)v[3] << 8 | v[4];
+                const uint8_t *body = v + 5;
+                if (id == TT_SCHEMA_ID_WEEKLY_ROLLUP)
+                        return tt_avro_decode_rollup(body, len - 5, r) ? -1 : 0;
+                if (id == TT_SCHEMA_ID_STREAK_CHANGE)
+                        return tt_avro_decode_streak(body, len - 5, s) ? -1 : 1;
+                bool rok = !tt_avro_decode_rollup(body, len - 5, r);
+                bool sok = !tt_avro_decode_streak(body, len - 5, s);
+                return rok == sok ? -1 : rok ? 0 : 1;
+        }
+        tt_out_kind k;
+        if (tt_json_decode_output((const char *)v, len, &f->scratch, &k, r, s))
+                return -1;
+        return k == TT_OUT_ROLLUP ? 0 : 1;
+}
+
+static int add_partitions(tt_follow *f, const char *topic, int64_t timeout_ms,
+                          char *errstr, size_t errsize) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(f->rk, topic, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err =
+            rkt ? rd_kafka_metadata(f->rk, 0, rkt, &md, (int)timeout_ms)
+                : RD_KAFKA_RESP_ERR__INVALID_ARG;
+        if (rkt)
+                rd_kafka_topic_destroy(rkt);
+        if (!err && md && md->topic_cnt == 1)
+                err = md->topics[0].err;
+        if (err || !md || md->topic_cnt != 1 ||
+            md->topics[0].partition_cnt == 0) {
+                snprintf(errstr, errsize, "topic %s: %s", topic,
+                         err ? rd_kafka_err2str(err) : "no partitions");
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                return -1;
+        }
+        for (int i = 0; i < md->topics[0].partition_cnt; i++)
+                rd_kafka_topic_partition_list_add(
+                    f->parts, topic, md->topics[0].partitions[i].id)
+                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
+        rd_kafka_metadata_destroy(md);
+        return 0;
+}
+
+tt_follow *tt_follow_new(const tt_follow_conf *c, tt_sview *view,
+                         pthread_mutex_t *lock, char *errstr, size_t errsize) {
+        tt_follow *f = tt_calloc(1, sizeof(*f));
+        if (!f) {
+                snprintf(errstr, errsize, "out of memory");
+                return NULL;
+        }
+        f->view = view;
+        f->lock = lock;
+        tt_buf_init(&f->scratch, (size_t)64 << 20);
+        const tt_kafka_prop defaults[] = {
+            {"bootstrap.servers", c->brokers},
+            {"group.id", c->client_id},
+            {"client.id", c->client_id},
+            {"enable.auto.commit", "false"},
+            {"enable.auto.offset.store", "false"},
+            {"enable.partition.eof", "true"},
+            /* The stage writes in transactions: committed records only. */
+            {"isolation.level", "read_committed"},
+            {"fetch.message.max.bytes", "16777216"},
+        };
+        rd_kafka_conf_t *conf =
+            tt_kafka_conf_new(defaults, sizeof(defaults) / sizeof(defaults[0]),
+                              c->props, c->nprops, errstr, errsize);
+        if (!conf)
+                goto fail;
+        f->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, errsize);
+        if (!f->rk) {
+                rd_kafka_conf_destroy(conf);
+                goto fail;
+        }
+        rd_kafka_poll_set_consumer(f->rk);
+        if (tt_kafka_reach(f->rk, c->brokers, c->connect_timeout_ms, NULL,
+                           errstr, errsize))
+                goto fail;
+        int64_t md_timeout =
+            c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 30000;
+        f->parts = rd_kafka_topic_partition_list_new(8);
+        if (add_partitions(f, c->rollups_topic, md_timeout, errstr, errsize) ||
+            add_partitions(f, c->streaks_topic, md_timeout, errstr, errsize))
+                goto fail;
+        int n = f->parts->cnt;
+        f->end = tt_calloc((size_t)n, sizeof(*f->end));
+        f->caught = tt_calloc((size_t)n, sizeof(*f->caught));
+        if (!f->end || !f->caught) {
+                snprintf(errstr, errsize, "out of memory");
+                goto fail;
+        }
+        /* Readiness: the end offsets as they are now. */
+        for (int i = 0; i < n; i++) {
+                int64_t lo = 0, hi = 0;
+                rd_kafka_resp_err_t err = rd_kafka_query_watermark_offsets(
+                    f->rk, f->parts->elems[i].topic,
+                    f->parts->elems[i].partition, &lo, &hi, (int)md_timeout);
+                if (err) {
+                        snprintf(errstr, errsize, "end offset of %s [%d]: %s",
+                                 f->parts->elems[i].topic,
+                                 (int)f->parts->elems[i].partition,
+                                 rd_kafka_err2str(err));
+                        goto fail;
+                }
+                f->end[i] = hi;
+                if (hi <= lo) { /* empty: nothing to catch up with */
+                        f->caught[i] = true;
+                        f->ncaught++;
+                }
+        }
+        atomic_store(&f->ready, f->ncaught == n);
+        rd_kafka_resp_err_t aerr = rd_kafka_assign(f->rk, f->parts);
+        if (aerr) {
+                snprintf(errstr, errsize, "assign: %s", rd_kafka_err2str(aerr));
+                goto fail;
+        }
+        return f;
+fail:
+        tt_follow_destroy(f);
+        return NULL;
+}
+
+static int part_index(const tt_follow *f, const rd_kafka_message_t *m) {
+        const char *t = rd_kafka_topic_name(m->rkt);
+        for (int i = 0; i < f->parts->cnt; i++)
+                if (f->parts->elems[i].partition == m->partition &&
+                    !strcmp(f->parts->elems[i].topic, t))
+                        return i;
+        return -1;
+}
+
+/* A partition is caught up once read past the end offset it had at start
+ * (its EOF's offset, or a record's). */
+static void reached(tt_follow *f, int i, int64_t next_offset) {
+        if (i < 0 || f->caught[i] || next_offset < f->end[i])
+                return;
+        f->caught[i] = true;
+        if (++f->ncaught == f->parts->cnt)
+                atomic_store(&f->ready, true);
+}
+
+int tt_follow_run(tt_follow *f, volatile sig_atomic_t *stop, bool until_ready,
+                  char *errstr, size_t errsize) {
+        while (!(stop && *stop) && !(until_ready && tt_follow_ready(f))) {
+                rd_kafka_message_t *m = rd_kafka_consumer_poll(f->rk, 200);
+                if (!m)
+                        continue;
+                if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+                        reached(f, part_index(f, m), m->offset);
+                        rd_kafka_message_destroy(m);
+                        continue;
+                }
+                if (m->err) {
+                        bool fatal =
+                            m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
+                            m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                            m->err ==
+                                RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
+                            m->err == RD_KAFKA_RESP_ERR__FATAL;
+                        snprintf(errstr, errsize, "%s",
+                                 rd_kafka_message_errstr(m));
+                        rd_kafka_message_destroy(m);
+                        if (fatal)
+                                return -1;
+                        continue;
+                }
+                tt_rollup r;
+                tt_streak_change s;
+                int err = 0;
+                pthread_mutex_lock(f->lock);
+                switch (decode(f, m, &r, &s)) {
+                case 0:
+                        err = tt_sview_rollup(f->view, &r);
+                        f->applied++;
+                        break;
+                case 1:
+                        err = tt_sview_streak(f->view, &s);
+                        f->applied++;
+                        break;
+                default:
+                        f->skipped++;
+                }
+                pthread_mutex_unlock(f->lock);
+                reached(f, part_index(f, m), m->offset + 1);
+                rd_kafka_message_destroy(m);
+                if (err) {
+                        snprintf(errstr, errsize, "out of memory");
+                        return -1;
+                }
+        }
+        return 0;
+}
+
+bool tt_follow_ready(const tt_follow *f) {
+        return atomic_load(&((tt_follow *)f)->ready);
+}
+
+void tt_follow_counts(const tt_follow *f, uint64_t *applied,
+                      uint64_t *skipped) {
+        *applied = f->applied;
+        *skipped = f->skipped;
+}
+
+void tt_follow_destroy(tt_follow *f) {
+        if (!f)
+                return;
+        if (f->rk) {
+                rd_kafka_consumer_close(f->rk);
+                rd_kafka_destroy(f->rk);
+        }
+        if (f->parts)
+                rd_kafka_topic_partition_list_destroy(f->parts);
+        tt_free(f->end);
+        tt_free(f->caught);
+        tt_buf_free(&f->scratch);
+        tt_free(f);
+}
