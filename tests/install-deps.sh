@@ -24,6 +24,8 @@ elif [ "${1:-}" != --build ]; then
   # docker.io (the engine, 20.10 with BuildKit) and mmdebstrap (the Debian
   # base images when no registry answers): tests/docker/.
   pkgs+=(docker.io mmdebstrap)
+  # gdb: a Kafka test that finds its stage hung prints the threads' stacks.
+  pkgs+=(gdb)
   # python3-venv: tests/it_kafka_tail.sh runs docs/consuming.md's consumer example
   # in a venv under the build folder with fastavro from PyPI (not in Debian).
   pkgs+=(python3-venv)

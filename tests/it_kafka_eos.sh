@@ -117,6 +117,12 @@ stage_wait() {
     fi
     sleep 0.1
   done
+  # A hang is a bug to find: every thread's stack before the kill.
+  if command -v gdb >/dev/null; then
+    timeout 60 gdb -p "$pid" -batch -ex "thread apply all bt" >"$log.stacks" 2>&1 || true
+    echo "  (threads of the hung stage: $log.stacks)" >&2
+    grep -E '^(Thread|#)' "$log.stacks" | head -n 120 >&2 || true
+  fi
   kill -9 "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
   echo "  (still running after $3 s: killed; log $log:)" >&2
