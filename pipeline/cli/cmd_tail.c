@@ -34,6 +34,7 @@
 #include "tokentally/log.h"
 #include "tokentally/mem.h"
 #include "tokentally/options.h"
+#include "tokentally/output_read.h"
 
 static const char usage[] =
     "tokentally tail --topic T[,T...] [--from-beginning] [--exit-at-eof] "
@@ -80,33 +81,14 @@ static rec_type classify(tail *t, rd_kafka_message_t *m, tt_rollup *r,
         size_t hl;
         if (header(m, "tokentally.reason", &hv, &hl))
                 return REC_DLQ;
-        const uint8_t *v = m->payload;
-        size_t len = m->len;
-        if (!v || !len)
-                return REC_UNKNOWN;
-        if (v[0] == 0 && len >= 5) {
-                uint32_t id = (uint32_t)v[1] << 24 | (uint32_t)v[2] << 16 |
-                              (uint32_t)v[3] << 8 | v[4];
-                const uint8_t *body = v + 5;
-                if (id == TT_SCHEMA_ID_WEEKLY_ROLLUP)
-                        return tt_avro_decode_rollup(body, len - 5, r)
-                                   ? REC_UNKNOWN
-                                   : REC_ROLLUP;
-                if (id == TT_SCHEMA_ID_STREAK_CHANGE)
-                        return tt_avro_decode_streak(body, len - 5, s)
-                                   ? REC_UNKNOWN
-                                   : REC_STREAK;
-                /* Another id (a schema registry's): the one schema that
-                 * reads the whole body, if exactly one does. */
-                bool rok = !tt_avro_decode_rollup(body, len - 5, r);
-                bool sok = !tt_avro_decode_streak(body, len - 5, s);
-                if (rok != sok)
-                        return rok ? REC_ROLLUP : REC_STREAK;
-                return REC_UNKNOWN;
+        switch (tt_output_decode(m->payload, m->len, &t->scratch, r, s)) {
+        case TT_OUT_ROLLUP:
+                return REC_ROLLUP;
+        case TT_OUT_STREAK:
+                return REC_STREAK;
+        case TT_OUT_UNKNOWN:
+                break;
         }
-        tt_out_kind k;
-        if (!tt_json_decode_output((const char *)v, len, &t->scratch, &k, r, s))
-                return k == TT_OUT_ROLLUP ? REC_ROLLUP : REC_STREAK;
         return REC_UNKNOWN;
 }
 
@@ -440,12 +422,7 @@ int tt_cmd_tail(int argc, char **argv) {
                         continue;
                 }
                 if (m->err) {
-                        bool fatal =
-                            m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-                            m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-                            m->err ==
-                                RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
-                            m->err == RD_KAFKA_RESP_ERR__FATAL;
+                        bool fatal = tt_output_read_fatal(m->err);
                         fprintf(stderr, "tokentally tail: %s\n",
                                 rd_kafka_message_errstr(m));
                         rd_kafka_message_destroy(m);

@@ -13,6 +13,7 @@
 #include "tokentally/kafka_conf.h"
 #include "tokentally/kafka_out.h"
 #include "tokentally/mem.h"
+#include "tokentally/output_read.h"
 
 struct tt_follow {
         rd_kafka_t *rk;
@@ -33,26 +34,15 @@ struct tt_follow {
  * of --output-format json. 0 rollup, 1 streak, -1 not recognised. */
 static int decode(tt_follow *f, const rd_kafka_message_t *m, tt_rollup *r,
                   tt_streak_change *s) {
-        const uint8_t *v = m->payload;
-        size_t len = m->len;
-        if (!v || !len)
-                return -1;
-        if (v[0] == 0 && len >= 5) {
-                uint32_t id = (uint32_t)v[1] << 24 | (uint32_t)v[2] << 16 |
-                              (uint32_t)v[3] << 8 | v[4];
-                const uint8_t *body = v + 5;
-                if (id == TT_SCHEMA_ID_WEEKLY_ROLLUP)
-                        return tt_avro_decode_rollup(body, len - 5, r) ? -1 : 0;
-                if (id == TT_SCHEMA_ID_STREAK_CHANGE)
-                        return tt_avro_decode_streak(body, len - 5, s) ? -1 : 1;
-                bool rok = !tt_avro_decode_rollup(body, len - 5, r);
-                bool sok = !tt_avro_decode_streak(body, len - 5, s);
-                return rok == sok ? -1 : rok ? 0 : 1;
+        switch (tt_output_decode(m->payload, m->len, &f->scratch, r, s)) {
+        case TT_OUT_ROLLUP:
+                return 0;
+        case TT_OUT_STREAK:
+                return 1;
+        case TT_OUT_UNKNOWN:
+                break;
         }
-        tt_out_kind k;
-        if (tt_json_decode_output((const char *)v, len, &f->scratch, &k, r, s))
-                return -1;
-        return k == TT_OUT_ROLLUP ? 0 : 1;
+        return -1;
 }
 
 static int add_partitions(tt_follow *f, const char *topic, int64_t timeout_ms,
@@ -192,12 +182,7 @@ int tt_follow_run(tt_follow *f, volatile sig_atomic_t *stop, bool until_ready,
                         continue;
                 }
                 if (m->err) {
-                        bool fatal =
-                            m->err == RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC ||
-                            m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
-                            m->err ==
-                                RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
-                            m->err == RD_KAFKA_RESP_ERR__FATAL;
+                        bool fatal = tt_output_read_fatal(m->err);
                         snprintf(errstr, errsize, "%s",
                                  rd_kafka_message_errstr(m));
                         rd_kafka_message_destroy(m);
