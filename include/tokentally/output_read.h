@@ -26,4 +26,13 @@ tt_out_kind tt_output_decode(const void *value, size_t len, tt_buf *scratch,
  * error); others are transient and only reported. */
 bool tt_output_read_fatal(rd_kafka_resp_err_t err);
 
+/* Adds every partition of topic to parts, each at offset (for example
+ * RD_KAFKA_OFFSET_BEGINNING), from the cluster's metadata (waiting up to
+ * timeout_ms). -1 with "topic T: reason" in errstr when the topic cannot be
+ * read or has no partitions. */
+int tt_output_add_partitions(rd_kafka_t *rk, const char *topic, int64_t offset,
+                             int timeout_ms,
+                             rd_kafka_topic_partition_list_t *parts,
+                             char *errstr, size_t errsize);
+
 #endif

@@ -257,37 +257,6 @@ static bool same_partition(const rd_kafka_topic_partition_t *p,
                !strcmp(p->topic, rd_kafka_topic_name(m->rkt));
 }
 
-/* Adds every partition of topic to parts, at the earliest or the end
- * offset. -1 with a message when the topic cannot be read. */
-static int add_partitions(rd_kafka_t *rk, const char *topic,
-                          bool from_beginning,
-                          rd_kafka_topic_partition_list_t *parts) {
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err =
-            rkt ? rd_kafka_metadata(rk, 0, rkt, &md, 30000)
-                : RD_KAFKA_RESP_ERR__INVALID_ARG;
-        if (rkt)
-                rd_kafka_topic_destroy(rkt);
-        if (!err && md && md->topic_cnt == 1)
-                err = md->topics[0].err;
-        if (err || !md || md->topic_cnt != 1 ||
-            md->topics[0].partition_cnt == 0) {
-                fprintf(stderr, "tokentally tail: topic %s: %s\n", topic,
-                        err ? rd_kafka_err2str(err) : "no partitions");
-                if (md)
-                        rd_kafka_metadata_destroy(md);
-                return -1;
-        }
-        for (int i = 0; i < md->topics[0].partition_cnt; i++)
-                rd_kafka_topic_partition_list_add(
-                    parts, topic, md->topics[0].partitions[i].id)
-                    ->offset = from_beginning ? RD_KAFKA_OFFSET_BEGINNING
-                                              : RD_KAFKA_OFFSET_END;
-        rd_kafka_metadata_destroy(md);
-        return 0;
-}
-
 int tt_cmd_tail(int argc, char **argv) {
         char errstr[512];
         bool help;
@@ -374,8 +343,14 @@ int tt_cmd_tail(int argc, char **argv) {
         memcpy(names, topics, sizeof(names));
         for (char *save = NULL, *topic = strtok_r(names, ",", &save); topic;
              topic = strtok_r(NULL, ",", &save))
-                if (add_partitions(rk, topic, from_beginning, parts))
+                if (tt_output_add_partitions(
+                        rk, topic,
+                        from_beginning ? RD_KAFKA_OFFSET_BEGINNING
+                                       : RD_KAFKA_OFFSET_END,
+                        30000, parts, errstr, sizeof(errstr))) {
+                        fprintf(stderr, "tokentally tail: %s\n", errstr);
                         goto done;
+                }
         nparts = parts->cnt;
         eof = calloc((size_t)nparts, sizeof(*eof));
         if (!eof) {

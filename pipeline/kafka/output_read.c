@@ -2,6 +2,7 @@
 #include "tokentally/output_read.h"
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "tokentally/kafka_out.h"
 
@@ -41,4 +42,33 @@ bool tt_output_read_fatal(rd_kafka_resp_err_t err) {
                err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
                err == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ||
                err == RD_KAFKA_RESP_ERR__FATAL;
+}
+
+int tt_output_add_partitions(rd_kafka_t *rk, const char *topic, int64_t offset,
+                             int timeout_ms,
+                             rd_kafka_topic_partition_list_t *parts,
+                             char *errstr, size_t errsize) {
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err =
+            rkt ? rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms)
+                : RD_KAFKA_RESP_ERR__INVALID_ARG;
+        if (rkt)
+                rd_kafka_topic_destroy(rkt);
+        if (!err && md && md->topic_cnt == 1)
+                err = md->topics[0].err;
+        if (err || !md || md->topic_cnt != 1 ||
+            md->topics[0].partition_cnt == 0) {
+                snprintf(errstr, errsize, "topic %s: %s", topic,
+                         err ? rd_kafka_err2str(err) : "no partitions");
+                if (md)
+                        rd_kafka_metadata_destroy(md);
+                return -1;
+        }
+        for (int i = 0; i < md->topics[0].partition_cnt; i++)
+                rd_kafka_topic_partition_list_add(
+                    parts, topic, md->topics[0].partitions[i].id)
+                    ->offset = offset;
+        rd_kafka_metadata_destroy(md);
+        return 0;
 }

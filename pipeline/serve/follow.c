@@ -45,33 +45,6 @@ static int decode(tt_follow *f, const rd_kafka_message_t *m, tt_rollup *r,
         return -1;
 }
 
-static int add_partitions(tt_follow *f, const char *topic, int64_t timeout_ms,
-                          char *errstr, size_t errsize) {
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(f->rk, topic, NULL);
-        const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err =
-            rkt ? rd_kafka_metadata(f->rk, 0, rkt, &md, (int)timeout_ms)
-                : RD_KAFKA_RESP_ERR__INVALID_ARG;
-        if (rkt)
-                rd_kafka_topic_destroy(rkt);
-        if (!err && md && md->topic_cnt == 1)
-                err = md->topics[0].err;
-        if (err || !md || md->topic_cnt != 1 ||
-            md->topics[0].partition_cnt == 0) {
-                snprintf(errstr, errsize, "topic %s: %s", topic,
-                         err ? rd_kafka_err2str(err) : "no partitions");
-                if (md)
-                        rd_kafka_metadata_destroy(md);
-                return -1;
-        }
-        for (int i = 0; i < md->topics[0].partition_cnt; i++)
-                rd_kafka_topic_partition_list_add(
-                    f->parts, topic, md->topics[0].partitions[i].id)
-                    ->offset = RD_KAFKA_OFFSET_BEGINNING;
-        rd_kafka_metadata_destroy(md);
-        return 0;
-}
-
 tt_follow *tt_follow_new(const tt_follow_conf *c, tt_sview *view,
                          pthread_mutex_t *lock, char *errstr, size_t errsize) {
         tt_follow *f = tt_calloc(1, sizeof(*f));
@@ -110,8 +83,12 @@ tt_follow *tt_follow_new(const tt_follow_conf *c, tt_sview *view,
         int64_t md_timeout =
             c->connect_timeout_ms > 0 ? c->connect_timeout_ms : 30000;
         f->parts = rd_kafka_topic_partition_list_new(8);
-        if (add_partitions(f, c->rollups_topic, md_timeout, errstr, errsize) ||
-            add_partitions(f, c->streaks_topic, md_timeout, errstr, errsize))
+        if (tt_output_add_partitions(f->rk, c->rollups_topic,
+                                     RD_KAFKA_OFFSET_BEGINNING, (int)md_timeout,
+                                     f->parts, errstr, errsize) ||
+            tt_output_add_partitions(f->rk, c->streaks_topic,
+                                     RD_KAFKA_OFFSET_BEGINNING, (int)md_timeout,
+                                     f->parts, errstr, errsize))
                 goto fail;
         int n = f->parts->cnt;
         f->end = tt_calloc((size_t)n, sizeof(*f->end));
