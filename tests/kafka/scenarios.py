@@ -413,6 +413,11 @@ class Run:
         s = self.stage(instance, ["--close-at-eof"] + list(extra), group, timed)
         rc = s.wait(timeout)
         last = s.last_line()
+        if rc != expect_rc:
+            # The scratch folder goes with the test: keep the evidence.
+            with open(s.log, "rb") as f:
+                tail = f.read().decode(errors="replace").splitlines()[-30:]
+            print("\n".join(["  | " + x for x in tail]), flush=True)
         check(rc == expect_rc, "run exited %d, expected %d: %s (log %s)" %
               (rc, expect_rc, last.get("msg"), s.log))
         if expect_rc == 0:
