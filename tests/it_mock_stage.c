@@ -1,7 +1,8 @@
 /* The Kafka stage against librdkafka's mock cluster (fast suite): the
  * scenario through 6 partitions gives exactly replay's rows; an idle
- * partition stops holding the watermark back; bad messages become dead
- * letters with their bytes and headers while the totals stay the same. */
+ * partition stops holding the watermark back, a slow one does not; bad messages
+ * become dead letters with their bytes and headers while the totals stay the
+ * same. */
 #include <check.h>
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafka_mock.h>
@@ -247,6 +248,81 @@ START_TEST(test_idle_partition) {
 }
 END_TEST
 
+/* A partition whose first fetch is slow is not idle: it has messages to
+ * read. Partition 1's leader answers 2.5 s late; with --idle-timeout 1 s
+ * it used to count as idle before its first message, so 2026-W10 closed
+ * on partition 0's events alone and partition 1's arrived as revisions
+ * (the restart_long scenario in containers: a week FINAL with half its
+ * tokens). Now 2026-W10 closes once, with both partitions' events. */
+START_TEST(test_slow_partition_holds) {
+        rd_kafka_mock_cluster_t *one = mcluster;
+        const char *one_bs = bootstraps;
+        mcluster = rd_kafka_mock_cluster_new(mock_rk, 2);
+        ck_assert_ptr_nonnull(mcluster);
+        bootstraps = rd_kafka_mock_cluster_bootstraps(mcluster);
+        topics("in.slow", 2);
+        rd_kafka_mock_partition_set_leader(mcluster, "in.slow", 0, 1);
+        rd_kafka_mock_partition_set_leader(mcluster, "in.slow", 1, 2);
+        rd_kafka_mock_coordinator_set(mcluster, "group", "g", 1);
+        char err[256];
+        rd_kafka_conf_t *c = rd_kafka_conf_new();
+        rd_kafka_conf_set(c, "bootstrap.servers", bootstraps, err, sizeof(err));
+        rd_kafka_t *p = rd_kafka_new(RD_KAFKA_PRODUCER, c, err, sizeof(err));
+        for (int i = 0; i < 5; i++)
+                put(p, "in.slow", 1, W10 + (i + 1) * 3600000, "openai/x");
+        for (int i = 0; i < 30; i++)
+                put(p, "in.slow", 0, W10 + i * (WEEK / 12), "qwen/y");
+        ck_assert_int_eq(rd_kafka_flush(p, 10000), 0);
+        rd_kafka_destroy(p);
+        rd_kafka_mock_broker_set_rtt(mcluster, 2, 2500);
+
+        recorder rc = {0};
+        tt_kafka_out *o = mkout(true);
+        tt_stage_conf sc;
+        stage_conf(&sc, "in.slow", o, &rc);
+        sc.format = TT_IN_JSON;
+        sc.close_at_eof = false;
+        sc.engine.idle_timeout_ms = 1000;
+        sc.emit_interval_ms = 300;
+        run_arg a = {.sc = &sc};
+        pthread_t th;
+        pthread_create(&th, NULL, run_thread, &a);
+        /* W11 closes once partition 1 is read to its end and quiet. */
+        bool closed = false;
+        for (int i = 0; i < 300 && !closed; i++) {
+                usleep(100000);
+                pthread_mutex_lock(&rec_mu);
+                const rec_row *w11 = latest(&rc, "2026-W11", TT_DIM_TOTAL, "*");
+                closed = w11 && w11->r.status == TT_STATUS_FINAL;
+                pthread_mutex_unlock(&rec_mu);
+        }
+        a.stop = 1;
+        pthread_join(th, NULL);
+        ck_assert_msg(a.rc == 0, "%s", a.err);
+        ck_assert_msg(closed, "2026-W11 never closed");
+        size_t w10 = 0;
+        for (size_t i = 0; i < rc.nrows; i++) {
+                const tt_rollup *r = &rc.rows[i].r;
+                ck_assert_msg(r->status != TT_STATUS_REVISED,
+                              "%s %s revised: a week closed before the slow "
+                              "partition was read",
+                              r->week, rc.rows[i].key);
+                if (!strcmp(r->week, "2026-W10") &&
+                    r->dimension == TT_DIM_TOTAL &&
+                    r->status == TT_STATUS_FINAL) {
+                        ck_assert_int_eq(r->requests, 12 + 5);
+                        w10++;
+                }
+        }
+        ck_assert_uint_eq(w10, 1);
+        tt_kafka_out_destroy(o);
+        recorder_free(&rc);
+        rd_kafka_mock_cluster_destroy(mcluster);
+        mcluster = one;
+        bootstraps = one_bs;
+}
+END_TEST
+
 /* Reads every message of a one-partition topic. The messages keep *rkp
  * alive: destroy them before rd_kafka_destroy(*rkp). */
 static int read_all(const char *topic, rd_kafka_message_t **out, int max,
@@ -424,6 +500,7 @@ int main(void) {
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, test_scenario_equals_replay);
         tcase_add_test(tc, test_idle_partition);
+        tcase_add_test(tc, test_slow_partition_holds);
         tcase_add_test(tc, test_bad_messages);
         suite_add_tcase(s, tc);
         return tt_check_run(s);

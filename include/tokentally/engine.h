@@ -82,6 +82,14 @@ void tt_engine_destroy(tt_engine *e);
 /* Registers input partition pid (>= 0). Until it has events it holds the
  * watermark back (until idle). Idempotent. */
 int tt_engine_partition_add(tt_engine *e, int32_t pid, int64_t now_ms);
+/* The source's word on partition pid: true while it has messages still to
+ * read (assigned and its end not reached yet, or messages arrived after
+ * the end), false once it is read to its end. A partition that is behind
+ * holds the watermark back however long it has been since its last event:
+ * --idle-timeout is quiet at the end of a partition, not a slow fetch (a
+ * first fetch 1 s late once closed a week on the other partitions' events
+ * alone). Sources that cannot tell never call it (never behind). */
+void tt_engine_partition_behind(tt_engine *e, int32_t pid, bool behind);
 /* The partition is finished (file at its end) or revoked: it stops holding
  * the watermark back. Weeks may close inside this call. */
 int tt_engine_partition_remove(tt_engine *e, int32_t pid, int64_t now_ms);

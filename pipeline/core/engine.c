@@ -64,6 +64,7 @@ tt_engine *tt_engine_new(const tt_engine_conf *conf, const tt_sink *sink,
         for (int32_t i = 0; i < conf->max_partitions; i++) {
                 atomic_init(&e->parts[i].max_time, INT64_MIN);
                 atomic_init(&e->parts[i].last_activity, 0);
+                atomic_init(&e->parts[i].behind, false);
         }
         const char *const *rules = conf->rules;
         size_t nrules = conf->nrules;
@@ -556,6 +557,7 @@ static bool is_idle(const tt_engine *e, const partition *p, int64_t now) {
         if (p->reported_idle)
                 return true;
         return e->conf.idle_timeout_ms > 0 &&
+               !atomic_load_explicit(&p->behind, RELAXED) &&
                now - atomic_load_explicit(&p->last_activity, RELAXED) >=
                    e->conf.idle_timeout_ms;
 }
@@ -603,6 +605,11 @@ static partition *part_get(tt_engine *e, int32_t pid, int64_t now) {
 
 int tt_engine_partition_add(tt_engine *e, int32_t pid, int64_t now_ms) {
         return part_get(e, pid, now_ms) ? TT_ERR_OK : TT_ERR_INVAL;
+}
+
+void tt_engine_partition_behind(tt_engine *e, int32_t pid, bool behind) {
+        if (pid >= 0 && pid < e->conf.max_partitions)
+                atomic_store_explicit(&e->parts[pid].behind, behind, RELAXED);
 }
 
 int tt_engine_partition_remove(tt_engine *e, int32_t pid, int64_t now_ms) {

@@ -23,6 +23,9 @@ typedef struct partition {
         bool live; /* registered and not removed; coordinator only */
         _Atomic int64_t max_time;      /* INT64_MIN: no event yet */
         _Atomic int64_t last_activity; /* processing time of the last one */
+        /* The source has messages of it still to read (tt_engine_partition_
+         * behind): never idle then, however long since its last event. */
+        _Atomic bool behind;
         /* Merger mode: what the partition's owner last reported. */
         bool reported_idle;
         bool reported_eof;

@@ -306,6 +306,8 @@ static void on_assign(stage *st, rd_kafka_topic_partition_list_t *parts) {
                 pp->nweeks = 0;
                 atomic_store(&pp->eof, false);
                 tt_engine_partition_add(st->e, t->partition, now);
+                /* Until its first end-of-partition event. */
+                tt_engine_partition_behind(st->e, t->partition, true);
         }
         /* Where an earlier run's committed weeks end (see stage.h). */
         rd_kafka_topic_partition_list_t *c =

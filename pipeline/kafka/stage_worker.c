@@ -263,10 +263,14 @@ static void handle(worker *w, const rd_kafka_message_t *m, int64_t now) {
                 if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
                         pp->next_offset = m->offset;
                         atomic_store(&pp->eof, true);
+                        tt_engine_partition_behind(st->e, m->partition, false);
                 }
                 return;
         }
-        atomic_store_explicit(&pp->eof, false, memory_order_relaxed);
+        if (atomic_load_explicit(&pp->eof, memory_order_relaxed)) {
+                atomic_store_explicit(&pp->eof, false, memory_order_relaxed);
+                tt_engine_partition_behind(st->e, m->partition, true);
+        }
         atomic_store_explicit(&pp->next_offset, m->offset + 1,
                               memory_order_relaxed);
         bump(&w->messages);
