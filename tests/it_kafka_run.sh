@@ -79,4 +79,40 @@ grep -q "run: stopped: 598741 messages" "$tmp/term.err" ||
   { cat "$tmp/term.err" >&2; echo "FAIL: not every message read before SIGTERM" >&2; exit 1; }
 grep -Eq "[1-9][0-9]* commits" "$tmp/term.err" ||
   { echo "FAIL: no commit on SIGTERM" >&2; exit 1; }
+echo "== SIGTERM with the broker frozen: --shutdown-timeout ends the stop, exit 1, nothing lost"
+# A broker that stops answering (SIGSTOP) held the stop of an exactly-once
+# run 60 s in a transaction commit, longer than Docker or Kubernetes wait
+# before SIGKILL. With --shutdown-timeout 3s the run says where it was stuck
+# and exits 1; a restart then gives exactly the reference rows.
+for t in frozen.rollups frozen.streaks frozen.dlq; do
+  $BROKER create-topic "$K" "$t" 1 max.message.bytes=8388608
+done
+frozen=("$T" run --brokers "$KAFKA_BROKERS" --group it-frozen --input-topic json.events
+  --input-format json --rollups-topic frozen.rollups --streaks-topic frozen.streaks
+  --dlq-topic frozen.dlq -X message.max.bytes=8388608 -X session.timeout.ms=6000)
+"${frozen[@]}" --shutdown-timeout 3s 2>"$tmp/frozen.err" &
+pid=$!
+for _ in $(seq 1 300); do grep -q '"week closed"' "$tmp/frozen.err" && break; sleep 0.1; done
+sleep 2
+bpid=$(cat "$K/pid")
+kill -STOP "$bpid"
+t0=$(date +%s%N)
+kill -TERM $pid
+rc=0; wait $pid || rc=$?
+kill -CONT "$bpid"
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "exit $rc after $ms ms"
+grep -o '"msg":"run: the stop did not finish[^}]*' "$tmp/frozen.err" || true
+[ "$rc" = 1 ] || { tail -5 "$tmp/frozen.err" >&2; echo "FAIL: exit $rc, expected 1" >&2; exit 1; }
+[ "$ms" -ge 2900 ] && [ "$ms" -lt 10000 ] ||
+  { echo "FAIL: the stop took $ms ms with --shutdown-timeout 3s" >&2; exit 1; }
+# The frozen broker holds the transaction's commit (in the loop or in the
+# stop's last cycle).
+grep -Eq '"phase":"committing (a|the last) transaction","shutdown_timeout_ms":3000' "$tmp/frozen.err" ||
+  { tail -5 "$tmp/frozen.err" >&2; echo "FAIL: no line naming the phase" >&2; exit 1; }
+"${frozen[@]}" --close-at-eof 2>"$tmp/frozen2.err" ||
+  { tail -20 "$tmp/frozen2.err" >&2; echo "FAIL: the restart after the forced exit" >&2; exit 1; }
+grep -o '"msg":"run: closed[^"]*' "$tmp/frozen2.err"
+$PY "$SRC/tests/kafka/check_outputs.py" "$KAFKA_BROKERS" "$SRC" "$tmp/ref" \
+  --format avro --rollups frozen.rollups --streaks frozen.streaks --latest
 echo "it_kafka_run: all ok"

@@ -83,6 +83,9 @@ typedef struct tt_stage_conf {
         /* Live view for /metrics, /healthz, /readyz; may be NULL. Borrowed:
          * must outlive tt_stage_run. */
         struct tt_stage_live *live;
+        /* --shutdown-timeout (borrowed; may be NULL): the stage names each
+         * step of its stop on it, for the message of a stop that overran. */
+        struct tt_deadline *deadline;
 } tt_stage_conf;
 
 /* Runs until *stop becomes non-zero (SIGTERM/SIGINT), or with close_at_eof

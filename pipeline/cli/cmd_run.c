@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "tokentally/cli.h"
+#include "tokentally/deadline.h"
 #include "tokentally/err.h"
 #include "tokentally/kafka_out.h"
 #include "tokentally/log.h"
@@ -18,10 +19,22 @@
 #include "tokentally/stage.h"
 
 static volatile sig_atomic_t stop_flag;
+static tt_deadline *volatile stop_deadline;
 
 static void on_signal(int sig) {
         (void)sig;
         stop_flag = 1;
+        tt_deadline_arm(stop_deadline);
+}
+
+/* --shutdown-timeout ran out (on the deadline's thread; exit 1 follows). */
+static void stop_overran(void *opaque, const char *phase, int64_t ms) {
+        (void)opaque;
+        TT_LOG(TT_LOG_ERROR,
+               "run: the stop did not finish within --shutdown-timeout: "
+               "exiting 1 (what was not committed is read again by the next "
+               "run)",
+               TT_KV_S("phase", phase), TT_KV_I("shutdown_timeout_ms", ms));
 }
 
 static const char usage[] = "tokentally run [options]";
@@ -219,6 +232,13 @@ int tt_cmd_run(int argc, char **argv) {
             .nprops = sc.nprops,
             .transactional_id = sc.exactly_once ? txid : NULL,
         };
+        stop_deadline = tt_deadline_new(
+            tt_opts_duration_ms(o, "shutdown-timeout"), stop_overran, NULL);
+        if (!stop_deadline) {
+                tt_log_kvs(TT_LOG_ERROR, "cannot start a thread", NULL, 0);
+                goto done;
+        }
+        sc.deadline = stop_deadline;
         struct sigaction sa;
         memset(&sa, 0, sizeof(sa));
         sa.sa_handler = on_signal;
@@ -304,10 +324,17 @@ done:
         /* The server goes first: it reads live. */
         tt_metrics_server_destroy(ms);
         tt_stage_live_destroy(live);
+        tt_deadline_phase(stop_deadline,
+                          "delivering the last outputs and closing the "
+                          "producer");
         if (abandon)
                 tt_kafka_out_abandon(out);
         else
                 tt_kafka_out_destroy(out);
+        /* Done in time (or no signal): the thread goes. */
+        tt_deadline *d = stop_deadline;
+        stop_deadline = NULL;
+        tt_deadline_destroy(d);
         tt_registry_destroy(reg);
         tt_setup_free(&su);
         tt_opts_destroy(o);

@@ -103,6 +103,11 @@ const tt_opt_def tt_opt_defs[] = {
      "give up (exit 1) when no broker of the cluster answers within this "
      "long at start (0 = keep trying)",
      NULL},
+    {"shutdown-timeout", 0, TT_OPT_DURATION, "30s", NULL, 0, DAY_MS, R,
+     "after SIGTERM/SIGINT, a stop still running this long (a cluster "
+     "that stopped answering) logs the step it is in and exits 1 (0 = "
+     "wait as long as it takes)",
+     NULL},
     {"group", 0, TT_OPT_STR, "tokentally", NULL, 0, 0, R, "consumer group",
      tt_check_nonempty},
     {"input-topic", 0, TT_OPT_STR, "token-usage.events", NULL, 0, 0, R | G | D,

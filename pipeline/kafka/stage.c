@@ -372,16 +372,23 @@ static void stage_wind_down(stage *st, bool finished) {
         const tt_stage_conf *conf = st->conf;
         if (st->eos && !finished && !atomic_load(&st->err)) {
                 /* Stopped by a signal: what was read commits as usual. */
+                tt_deadline_phase(conf->deadline,
+                                  "committing the last transaction");
                 tt_stage_pause_workers(st);
                 tt_stage_eos_cycle(st, tt_wall_ms(), true);
         } else if (st->eos && finished) {
                 /* The last cycle began a transaction that has nothing. */
                 char why[256];
+                tt_deadline_phase(conf->deadline,
+                                  "aborting the empty last transaction");
                 tt_kafka_out_txn_abort(conf->out, why, sizeof(why));
                 st->txn_open = false;
         } else if (!finished && !atomic_load(&st->err)) {
                 /* Stopped by a signal: count what was read, deliver, and
                  * commit (open weeks are recounted by the next run). */
+                tt_deadline_phase(conf->deadline,
+                                  "delivering the outputs and committing "
+                                  "offsets");
                 tt_stage_pause_workers(st);
                 tt_engine_tick(st->e, tt_wall_ms());
                 tt_stage_publish(st);
@@ -408,6 +415,8 @@ static void stage_release(stage *st, tt_stage_stats *stats, int err) {
         st->merger = NULL;
         tt_stage_live_detach(st, stats, err);
         if (st->rk) {
+                tt_deadline_phase(st->conf->deadline,
+                                  "leaving the consumer group");
                 rd_kafka_consumer_close(st->rk);
                 for (int i = 0; st->w && i < st->nw; i++)
                         if (st->w[i].q)

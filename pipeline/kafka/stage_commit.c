@@ -120,12 +120,16 @@ int tt_stage_commit(stage *st, rd_kafka_topic_partition_list_t *l) {
         double t0 = tt_mono_s();
         if (l->cnt == 0)
                 goto out;
+        tt_deadline_phase(st->conf->deadline,
+                          "delivering the outputs before a commit");
         if ((err =
                  tt_kafka_out_flush(st->conf->out, 60000, why, sizeof(why)))) {
                 tt_stage_fail(st, err, "output delivery failed: %s", why);
                 goto out;
         }
+        tt_deadline_phase(st->conf->deadline, "committing offsets");
         rd_kafka_resp_err_t kerr = rd_kafka_commit(st->rk, l, 0);
+        tt_deadline_phase(st->conf->deadline, "the coordinator's loop");
         if (kerr && kerr != RD_KAFKA_RESP_ERR__NO_OFFSET) {
                 /* Not fatal: the next commit covers it; a restart re-reads
                  * a little more. */

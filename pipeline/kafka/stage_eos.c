@@ -234,7 +234,9 @@ void tt_stage_eos_cycle(stage *st, int64_t now, bool final) {
                 rd_kafka_topic_partition_list_add(l, st->partials, 0)->offset =
                     st->merge_next;
         double t0 = tt_mono_s();
+        tt_deadline_phase(c->deadline, "committing a transaction");
         int err = tt_kafka_out_txn_commit(c->out, l, st->rk, why, sizeof(why));
+        tt_deadline_phase(c->deadline, "the coordinator's loop");
         rd_kafka_topic_partition_list_destroy(l);
         st->txn_open = false;
         if (err && tt_kafka_out_permanent(c->out)) {

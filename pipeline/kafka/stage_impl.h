@@ -19,6 +19,7 @@
 #include "tokentally/avro_event.h"
 #include "tokentally/clock.h"
 #include "tokentally/commit_meta.h"
+#include "tokentally/deadline.h"
 #include "tokentally/err.h"
 #include "tokentally/framing.h"
 #include "tokentally/json_event.h"
