@@ -346,6 +346,10 @@ typedef struct sort_item {
         uint64_t prefix[2];
         uint32_t row;
         uint32_t dim;
+        /* prev_tokens, -1 for none: carried so that the emission, in rank
+         * order, reads it in sequence (an array indexed by row was a
+         * cache miss per row with 10^5 models a week). */
+        int64_t prev;
 } sort_item;
 
 /* The full keys of a tie on the first 16 bytes are found from the rows.
@@ -382,12 +386,17 @@ static int cmp_items(const void *a, const void *b, void *arg) {
             key_of((tt_dim)y->dim, c->wv->rows[y->row].key, c->keys));
 }
 
+static void sort_items(const tt_weekview *wv, const tt_keytab *keys,
+                       sort_item *items, uint32_t n) {
+        sort_ctx ctx = {wv, keys};
+        qsort_r(items, n, sizeof(*items), cmp_items, &ctx);
+}
+
 /* Ranks of the rows given in items (sorted here): rank[row] = 1-based
  * position within its dimension. */
 static void rank_items(const tt_weekview *wv, const tt_keytab *keys,
                        sort_item *items, uint32_t n, uint32_t *rank) {
-        sort_ctx ctx = {wv, keys};
-        qsort_r(items, n, sizeof(*items), cmp_items, &ctx);
+        sort_items(wv, keys, items, n);
         uint32_t k = 0;
         for (uint32_t i = 0; i < n; i++) {
                 if (i == 0 || items[i].dim != items[i - 1].dim)
@@ -401,7 +410,7 @@ static sort_item item_of(const tt_weekview *wv, uint32_t r, int64_t tokens,
         const tt_row *row = &wv->rows[r];
         tt_str k = key_of((tt_dim)DIM(row), row->key, keys);
         return (sort_item){
-            tokens, {prefix_of(k, 0), prefix_of(k, 8)}, r, DIM(row)};
+            tokens, {prefix_of(k, 0), prefix_of(k, 8)}, r, DIM(row), -1};
 }
 
 typedef struct derived {
@@ -490,11 +499,9 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
         bool old_ranks = revised && wv->ntouched;
         size_t n = wv->n ? wv->n : 1;
         sort_item *items = tt_malloc(n * sizeof(*items));
-        uint32_t *rank = tt_malloc(n * sizeof(*rank));
-        int64_t *prev = tt_malloc(n * sizeof(*prev));
         uint32_t *old_rank = old_ranks ? tt_calloc(n, sizeof(*old_rank)) : NULL;
         int err = TT_ERR_OK;
-        if (!items || !rank || !prev || (old_ranks && !old_rank)) {
+        if (!items || (old_ranks && !old_rank)) {
                 err = TT_ERR_NOMEM;
                 goto out;
         }
@@ -517,14 +524,17 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                 const tt_row *row = &wv->rows[r];
                 if (!row->c.requests)
                         continue;
-                items[m++] = item_of(wv, r, tt_ccell_tokens(&row->c), keys);
+                sort_item *it = &items[m++];
+                *it = item_of(wv, r, tt_ccell_tokens(&row->c), keys);
                 bool has;
-                prev_of(prev_week, (tt_dim)DIM(row), row->key, false, &has,
-                        &prev[r]);
-                if (!has)
-                        prev[r] = -1;
+                int64_t p;
+                prev_of(prev_week, (tt_dim)DIM(row), row->key, false, &has, &p);
+                if (has)
+                        it->prev = p;
         }
-        rank_items(wv, keys, items, m, rank);
+        /* Sorted, items are in rank order: a row's rank is its place
+         * within its dimension (k below). */
+        sort_items(wv, keys, items, m);
 
         uint32_t t = *find_slot(wv, TT_DIM_TOTAL, 0);
         int64_t total = t ? tt_ccell_tokens(&wv->rows[t - 1].c) : 0;
@@ -533,6 +543,7 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                 const tt_ccell *c = emitted_ccell(wv, t - 1);
                 old_total = c ? tt_ccell_tokens(c) : 0;
         }
+        uint32_t k = 0;
         for (uint32_t i = 0; i < m && !err; i++) {
                 /* Rank order is random order in rows and keys: fetch a
                  * row 16 ahead, its key's table entry 8 ahead, the key 4
@@ -553,11 +564,13 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                 uint32_t r = items[i].row;
                 tt_row *row = &wv->rows[r];
                 tt_dim dim = (tt_dim)DIM(row);
+                if (i == 0 || items[i].dim != items[i - 1].dim)
+                        k = 0;
                 derived d;
-                d.rank = rank[r];
+                d.rank = ++k;
                 d.share = share_of(tt_ccell_tokens(&row->c), total);
-                d.has_prev = prev[r] >= 0;
-                d.prev = d.has_prev ? prev[r] : 0;
+                d.has_prev = items[i].prev >= 0;
+                d.prev = d.has_prev ? items[i].prev : 0;
                 bool emit;
                 int32_t revision = 0;
                 tt_status status;
@@ -616,8 +629,6 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
         }
 out:
         tt_free(items);
-        tt_free(rank);
-        tt_free(prev);
         tt_free(old_rank);
         return err;
 }
