@@ -196,6 +196,28 @@ static void put(rd_kafka_t *p, const char *topic, int part, int64_t t,
 #define W10 INT64_C(1772409600000)
 #define WEEK INT64_C(604800000)
 
+/* Runs the stage on its own thread until week's TOTAL row is FINAL (the
+ * week closed; PROVISIONAL rows come every emit_interval_ms before that)
+ * or secs pass, then stops it. true when the week closed. */
+static bool run_until_final(tt_stage_conf *sc, const recorder *rc,
+                            const char *week, int secs) {
+        run_arg a = {.sc = sc};
+        pthread_t th;
+        pthread_create(&th, NULL, run_thread, &a);
+        bool closed = false;
+        for (int i = 0; i < secs * 10 && !closed; i++) {
+                usleep(100000);
+                pthread_mutex_lock(&rec_mu);
+                const rec_row *r = latest(rc, week, TT_DIM_TOTAL, "*");
+                closed = r && r->r.status == TT_STATUS_FINAL;
+                pthread_mutex_unlock(&rec_mu);
+        }
+        a.stop = 1;
+        pthread_join(th, NULL);
+        ck_assert_msg(a.rc == 0, "%s", a.err);
+        return closed;
+}
+
 START_TEST(test_idle_partition) {
         topics("in.idle", 2);
         char err[256];
@@ -218,24 +240,13 @@ START_TEST(test_idle_partition) {
         sc.close_at_eof = false;
         sc.engine.idle_timeout_ms = 1500;
         sc.emit_interval_ms = 300;
-        run_arg a = {.sc = &sc};
-        pthread_t th;
-        pthread_create(&th, NULL, run_thread, &a);
         /* W11 can only close once partition 1 is idle. */
-        bool closed = false;
-        for (int i = 0; i < 200 && !closed; i++) {
-                usleep(100000);
-                pthread_mutex_lock(&rec_mu);
-                closed = latest(&rc, "2026-W11", TT_DIM_TOTAL, "*") != NULL;
-                pthread_mutex_unlock(&rec_mu);
-        }
-        a.stop = 1;
-        pthread_join(th, NULL);
-        ck_assert_msg(a.rc == 0, "%s", a.err);
-        ck_assert_msg(closed, "2026-W11 never closed: the idle partition "
-                              "held the watermark");
+        ck_assert_msg(run_until_final(&sc, &rc, "2026-W11", 20),
+                      "2026-W11 never closed: the idle partition held the "
+                      "watermark");
         const rec_row *w10 = latest(&rc, "2026-W10", TT_DIM_TOTAL, "*");
         ck_assert_ptr_nonnull(w10);
+        ck_assert_int_eq(w10->r.status, TT_STATUS_FINAL);
         ck_assert_int_eq(w10->r.requests, 13); /* 12 of p0 + 1 of p1 */
         /* W12 is still open: only PROVISIONAL rows, with what it has. */
         const rec_row *w12 = latest(&rc, "2026-W12", TT_DIM_TOTAL, "*");
@@ -284,22 +295,9 @@ START_TEST(test_slow_partition_holds) {
         sc.close_at_eof = false;
         sc.engine.idle_timeout_ms = 1000;
         sc.emit_interval_ms = 300;
-        run_arg a = {.sc = &sc};
-        pthread_t th;
-        pthread_create(&th, NULL, run_thread, &a);
         /* W11 closes once partition 1 is read to its end and quiet. */
-        bool closed = false;
-        for (int i = 0; i < 300 && !closed; i++) {
-                usleep(100000);
-                pthread_mutex_lock(&rec_mu);
-                const rec_row *w11 = latest(&rc, "2026-W11", TT_DIM_TOTAL, "*");
-                closed = w11 && w11->r.status == TT_STATUS_FINAL;
-                pthread_mutex_unlock(&rec_mu);
-        }
-        a.stop = 1;
-        pthread_join(th, NULL);
-        ck_assert_msg(a.rc == 0, "%s", a.err);
-        ck_assert_msg(closed, "2026-W11 never closed");
+        ck_assert_msg(run_until_final(&sc, &rc, "2026-W11", 30),
+                      "2026-W11 never closed");
         size_t w10 = 0;
         for (size_t i = 0; i < rc.nrows; i++) {
                 const tt_rollup *r = &rc.rows[i].r;
