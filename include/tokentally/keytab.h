@@ -34,6 +34,13 @@ tt_str tt_keytab_str(const tt_keytab *t, uint32_t id);
  * table's entry, stage 1 (a few keys later, once that entry is in cache)
  * the string itself. No effect on results. */
 void tt_keytab_prefetch(const tt_keytab *t, uint32_t id, int stage);
+/* s's hash, with the index slot it starts probing at prefetched: a caller
+ * interning many keys computes it a few keys ahead of
+ * tt_keytab_intern_hashed, which then finds the slot in cache. */
+uint64_t tt_keytab_prefetch_str(const tt_keytab *t, const char *s, size_t len);
+/* tt_keytab_intern with hash = tt_hash(s, len) computed by the caller. */
+uint32_t tt_keytab_intern_hashed(tt_keytab *t, const char *s, size_t len,
+                                 uint64_t hash, int *is_new);
 uint32_t tt_keytab_count(const tt_keytab *t);
 /* Bytes held, for memory accounting. */
 size_t tt_keytab_bytes(const tt_keytab *t);

@@ -72,6 +72,9 @@ void tt_weekview_destroy(tt_weekview *wv);
 
 /* The row of (dim, key), created empty when missing; NULL out of memory.
  * The pointer is valid until the next row is created. */
+/* Prefetches the index slot where (dim, key) starts probing: for a caller
+ * adding many rows a few keys ahead. No effect on results. */
+void tt_weekview_prefetch(const tt_weekview *wv, tt_dim dim, uint32_t key);
 tt_row *tt_weekview_row(tt_weekview *wv, tt_dim dim, uint32_t key);
 const tt_row *tt_weekview_find(const tt_weekview *wv, tt_dim dim, uint32_t key);
 

@@ -154,7 +154,18 @@ static const char *arena_copy(tt_keytab *t, const char *s, size_t len) {
 
 uint32_t tt_keytab_intern(tt_keytab *t, const char *s, size_t len,
                           int *is_new) {
-        uint32_t tag = tag_of(s, len);
+        return tt_keytab_intern_hashed(t, s, len, tt_hash(s, len), is_new);
+}
+
+uint64_t tt_keytab_prefetch_str(const tt_keytab *t, const char *s, size_t len) {
+        uint64_t h = tt_hash(s, len);
+        __builtin_prefetch(&t->slots[(uint32_t)(h >> 32) & t->mask]);
+        return h;
+}
+
+uint32_t tt_keytab_intern_hashed(tt_keytab *t, const char *s, size_t len,
+                                 uint64_t hash, int *is_new) {
+        uint32_t tag = (uint32_t)(hash >> 32);
         uint64_t *sl = probe(t, s, len, tag);
         if (is_new)
                 *is_new = 0;

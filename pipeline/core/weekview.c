@@ -61,6 +61,10 @@ static uint32_t *find_slot(const tt_weekview *wv, tt_dim dim, uint32_t key) {
         }
 }
 
+void tt_weekview_prefetch(const tt_weekview *wv, tt_dim dim, uint32_t key) {
+        __builtin_prefetch(&wv->index[home(dim, key, wv->isize)]);
+}
+
 const tt_row *tt_weekview_find(const tt_weekview *wv, tt_dim dim,
                                uint32_t key) {
         uint32_t r = *find_slot(wv, dim, key);
