@@ -401,6 +401,71 @@ START_TEST(enum_names) {
 }
 END_TEST
 
+/* The plain way, byte by byte, for the inputs of strings_word_edges
+ * (stray bytes are 0xff, the one multibyte sequence is "\xce\xbb"). */
+static size_t ref_escape(const unsigned char *s, size_t n, char *out) {
+        char *o = out;
+        *o++ = '"';
+        for (size_t i = 0; i < n; i++) {
+                unsigned c = s[i];
+                if (c == '"' || c == '\\') {
+                        *o++ = '\\';
+                        *o++ = (char)c;
+                } else if (c == '\n') {
+                        o += sprintf(o, "\\n");
+                } else if (c < 0x20) {
+                        o += sprintf(o, "\\u%04x", c);
+                } else if (c < 0x80) {
+                        *o++ = (char)c;
+                } else if (c == 0xce && i + 1 < n && s[i + 1] == 0xbb) {
+                        *o++ = (char)0xce;
+                        *o++ = (char)0xbb;
+                        i++;
+                } else {
+                        o += sprintf(o, "\\ufffd");
+                }
+        }
+        *o++ = '"';
+        return (size_t)(o - out);
+}
+
+/* The string encoder looks at eight bytes at a time: a byte that needs
+ * escaping at every offset of a word and of the tail, next to the
+ * characters just above the ranges it tests (' ', '#', ']', 0x7f), in
+ * strings of 0..40 bytes. */
+START_TEST(strings_word_edges) {
+        static const char *const specials[] = {
+            "\"",       "\\",   "\n",    "\x01", "\x1f", "\xff",
+            "\xce\xbb", "\x7f", "\x01 ", "\"#",  "\\]",  "\x1f\x20\x21"};
+        unsigned char in[64];
+        char want[512];
+        for (size_t len = 0; len <= 40; len++) {
+                for (size_t pos = 0; pos <= len; pos++) {
+                        for (size_t k = 0;
+                             k < sizeof(specials) / sizeof(specials[0]); k++) {
+                                size_t sl = strlen(specials[k]);
+                                for (size_t i = 0; i < len; i++)
+                                        in[i] = (unsigned char)('a' + i % 26);
+                                size_t n = len;
+                                if (pos < len) {
+                                        memcpy(in + pos, specials[k], sl);
+                                        n = len > pos + sl ? len : pos + sl;
+                                }
+                                size_t wn = ref_escape(in, n, want);
+                                tt_buf_reset(&buf);
+                                ck_assert_int_eq(
+                                    tt_json_string(&buf, (char *)in, n),
+                                    TT_ERR_OK);
+                                ck_assert_msg(buf.len == wn &&
+                                                  !memcmp(buf.data, want, wn),
+                                              "len %zu pos %zu special %zu",
+                                              len, pos, k);
+                        }
+                }
+        }
+}
+END_TEST
+
 /* The rollup encoder reserves a worst case once and then writes without
  * checks: exact bytes for what stretches that worst case (a key and origin
  * of escapes and stray bytes, a week of 16 bytes with no NUL, extreme
@@ -693,6 +758,7 @@ static Suite *json_out_suite(void) {
         tcase_add_test(tc, non_finite);
         tcase_add_test(tc, enum_names);
         tcase_add_test(tc, rollup_edges);
+        tcase_add_test(tc, strings_word_edges);
         tcase_add_test(tc, rollup_enums_match_names);
         tcase_add_test(tc, rollup_fits_exactly);
         suite_add_tcase(s, tc);

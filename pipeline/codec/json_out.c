@@ -58,21 +58,36 @@ static const uint64_t pow10_u64[20] = {1ULL,
                                        1000000000000000000ULL,
                                        10000000000000000000ULL};
 
+/* Four digits of v < 10^4 at p[0..4). */
+static void put4(char *p, uint32_t v) {
+        memcpy(p, digit_pairs + (v / 100) * 2, 2);
+        memcpy(p + 2, digit_pairs + (v % 100) * 2, 2);
+}
+
 /* The n decimal digits of u (10^(n-1) <= u < 10^n, or u = 0 and n = 1) at
- * o[0..n), two a division from the end. */
+ * o[0..n), from the end: eight at a time in 32-bit arithmetic while more
+ * than eight are left (a timestamp is 13, a share's mantissa 15-17), then
+ * two a division. */
 static void put_digits(char *o, uint64_t u, int n) {
         char *p = o + n;
-        while (u >= 100) {
-                unsigned d = (unsigned)(u % 100) * 2;
-                u /= 100;
-                *--p = digit_pairs[d + 1];
-                *--p = digit_pairs[d];
+        while (u >= 100000000) {
+                uint32_t lo = (uint32_t)(u % 100000000);
+                u /= 100000000;
+                p -= 8;
+                put4(p, lo / 10000);
+                put4(p + 4, lo % 10000);
         }
-        if (u >= 10) {
-                *--p = digit_pairs[u * 2 + 1];
-                *--p = digit_pairs[u * 2];
+        uint32_t v = (uint32_t)u;
+        while (v >= 100) {
+                p -= 2;
+                memcpy(p, digit_pairs + (v % 100) * 2, 2);
+                v /= 100;
+        }
+        if (v >= 10) {
+                p -= 2;
+                memcpy(p, digit_pairs + v * 2, 2);
         } else {
-                *--p = (char)('0' + u);
+                *--p = (char)('0' + v);
         }
 }
 
@@ -144,17 +159,46 @@ static size_t string_max(size_t len) {
         return len > (SIZE_MAX - 2) / 6 ? SIZE_MAX : len * 6 + 2;
 }
 
+/* A byte that needs a look (a control byte, '"', '\\', or one >= 0x80)
+ * among the eight of x: a mask whose lowest set bit is in the first such
+ * byte (in memory order, little-endian); bits above it may be spurious
+ * (borrows), so only that first one is used. */
+static uint64_t special8(uint64_t x) {
+        const uint64_t ones = 0x0101010101010101ULL;
+        const uint64_t high = 0x8080808080808080ULL;
+        uint64_t ctl = x - ones * 0x20;            /* byte < 0x20 */
+        uint64_t quo = (x ^ (ones * '"')) - ones;  /* byte == '"' */
+        uint64_t bsl = (x ^ (ones * '\\')) - ones; /* byte == '\\' */
+        return ((ctl | quo | bsl) & ~x & high) | (x & high);
+}
+
 static char *raw_string(char *o, const char *s, size_t len) {
         const unsigned char *p = (const unsigned char *)s, *end = p + len;
         *o++ = '"';
         while (p < end) {
-                /* Copy the longest run that needs no escaping in one go. */
-                const unsigned char *run = p;
+                /* Eight bytes at a time while none needs a look: a model
+                 * name is two or three words. Each word is stored whole
+                 * (the room is reserved for six bytes a byte) and the
+                 * cursors move past its plain bytes only. */
+                while (end - p >= 8) {
+                        uint64_t x;
+                        memcpy(&x, p, 8);
+                        memcpy(o, &x, 8);
+                        uint64_t m = special8(x);
+                        if (m) {
+                                unsigned n = (unsigned)__builtin_ctzll(m) >> 3;
+                                o += n;
+                                p += n;
+                                break;
+                        }
+                        o += 8;
+                        p += 8;
+                }
+                /* The tail under eight bytes, and the run up to the byte
+                 * the word loop stopped at (none then). */
                 while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' &&
                        *p != '\\')
-                        p++;
-                memcpy(o, run, (size_t)(p - run));
-                o += p - run;
+                        *o++ = (char)*p++;
                 if (p == end)
                         break;
                 if (*p < 0x80) {
@@ -325,7 +369,13 @@ static int fmt_double_fast(char *tmp, double d) {
          * read-back interval is lopsided; leave it to strtod. */
         if (k < 1 || k > 70 || m == UINT64_C(1) << 52)
                 return 0;
-        int x = (int)floor(log10(a)); /* may be one off; fixed below */
+        /* floor(log10(a)): a = m / 2^k with 2^52 <= m < 2^53, so it is
+         * floor(log10(2) (52 - k)) or one more; the loop below moves x by
+         * one when the digits say so. e2 * 1233 / 2^12, floored as below,
+         * is floor(log10(2) e2) for |e2| <= 100 (checked against libm);
+         * the log10() call it replaces was 15% of this function. */
+        int e2 = 52 - k;
+        int x = e2 >= 0 ? (e2 * 1233) >> 12 : -((-e2 * 1233 + 4095) >> 12);
         for (int prec = 15; prec <= 17; prec++) {
                 uint64_t n = 0;
                 int q = 0;
