@@ -223,7 +223,7 @@ static tt_rollup edge_row(int i, char *key, size_t keysize) {
 
 START_TEST(edge_values) {
         through_writer(4096, 3 * 4096, 2000, edge_row, 64);
-        through_writer(1u << 18, 16u << 20, 2000, edge_row, 64);
+        through_writer(1u << 18, 6u << 20, 2000, edge_row, 64);
 }
 END_TEST
 

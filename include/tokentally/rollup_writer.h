@@ -3,8 +3,8 @@
  * them (doubles in shortest form) and the write() copies were half of a
  * high-cardinality replay's time, all of it on the thread that applies
  * events. The caller's thread now only copies each row, in a compact form
- * with its strings (~35 bytes and the key), into a chunk; full chunks go to
- * the writer thread through a pool bounded in bytes (16 MiB by default,
+ * with its strings (~30 bytes and the key), into a chunk; full chunks go to
+ * the writer thread through a pool bounded in bytes (6 MiB by default,
  * chunks allocated as needed), so a week of 10^5 rows is queued without
  * waiting, memory stays bounded, and a slow disk or a bigger week holds the
  * caller back instead of growing a queue. Rows are written in the order
@@ -22,7 +22,7 @@ typedef struct tt_rollup_writer tt_rollup_writer;
 /* Writes to f (not closed here). NULL with errstr set on failure. */
 tt_rollup_writer *tt_rollup_writer_new(FILE *f, char *errstr, size_t errsize);
 /* The same with chunks handed over at chunk_bytes and at most budget_bytes
- * of them (two chunks at least): the defaults are 256 KiB and 16 MiB. For
+ * of them (two chunks at least): the defaults are 256 KiB and 6 MiB. For
  * tests that need many handovers and a full pool. */
 tt_rollup_writer *tt_rollup_writer_new_sized(FILE *f, size_t chunk_bytes,
                                              size_t budget_bytes, char *errstr,

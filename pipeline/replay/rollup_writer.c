@@ -6,7 +6,7 @@
  * bytes and the strings): a closed week of 10^5 models is pushed at once,
  * and with 160-byte rows the four 256 KiB chunks held a quarter of it, so
  * the engine's thread waited on the encoder instead of counting the next
- * week. The compact form is ~35 bytes and the key, and the pool is a byte
+ * week. The compact form is ~30 bytes and the key, and the pool is a byte
  * budget of chunks allocated on demand: a 10^5-row week (~5 MiB) is queued
  * without a wait, a 10^6-row one still waits within the budget. */
 #include "tokentally/rollup_writer.h"
@@ -22,8 +22,14 @@
 #include "tokentally/json_out.h"
 #include "tokentally/mem.h"
 
-#define CHUNK_DEFAULT (1u << 18)   /* rows' bytes handed over at a time */
-#define BUDGET_DEFAULT (16u << 20) /* all chunks together, at most */
+#define CHUNK_DEFAULT (1u << 18) /* rows' bytes handed over at a time */
+/* All chunks together, at most. A 10^5-row week of hc.jsonl is ~5.1 MB of
+ * compact rows (~51 bytes a row) and fits whole, so its rows are queued
+ * without waiting for the writer; the budget is also what a writer thread
+ * starved of CPU can add to the peak RSS. hc.jsonl on 2 shared cores under
+ * load 4.5-6: 16 MiB peaked at up to ~98,400 KiB, 8 MiB at up to ~98,900
+ * once, 6 MiB at up to ~96,600, 4 MiB ~95,700 with the odd wait. */
+#define BUDGET_DEFAULT (6u << 20)
 #define OUT_FLUSH (1u << 18)
 /* Key and origin bytes of one row; keys are bounded far below. */
 #define ROW_MAX (1u << 17)
