@@ -401,6 +401,183 @@ START_TEST(enum_names) {
 }
 END_TEST
 
+/* The plain way, byte by byte, for the inputs of strings_word_edges
+ * (stray bytes are 0xff, the one multibyte sequence is "\xce\xbb"). */
+static size_t ref_escape(const unsigned char *s, size_t n, char *out) {
+        char *o = out;
+        *o++ = '"';
+        for (size_t i = 0; i < n; i++) {
+                unsigned c = s[i];
+                if (c == '"' || c == '\\') {
+                        *o++ = '\\';
+                        *o++ = (char)c;
+                } else if (c == '\n') {
+                        o += sprintf(o, "\\n");
+                } else if (c < 0x20) {
+                        o += sprintf(o, "\\u%04x", c);
+                } else if (c < 0x80) {
+                        *o++ = (char)c;
+                } else if (c == 0xce && i + 1 < n && s[i + 1] == 0xbb) {
+                        *o++ = (char)0xce;
+                        *o++ = (char)0xbb;
+                        i++;
+                } else {
+                        o += sprintf(o, "\\ufffd");
+                }
+        }
+        *o++ = '"';
+        return (size_t)(o - out);
+}
+
+/* The string encoder looks at eight bytes at a time: a byte that needs
+ * escaping at every offset of a word and of the tail, next to the
+ * characters just above the ranges it tests (' ', '#', ']', 0x7f), in
+ * strings of 0..40 bytes. */
+START_TEST(strings_word_edges) {
+        static const char *const specials[] = {
+            "\"",       "\\",   "\n",    "\x01", "\x1f", "\xff",
+            "\xce\xbb", "\x7f", "\x01 ", "\"#",  "\\]",  "\x1f\x20\x21"};
+        unsigned char in[64];
+        char want[512];
+        for (size_t len = 0; len <= 40; len++) {
+                for (size_t pos = 0; pos <= len; pos++) {
+                        for (size_t k = 0;
+                             k < sizeof(specials) / sizeof(specials[0]); k++) {
+                                size_t sl = strlen(specials[k]);
+                                for (size_t i = 0; i < len; i++)
+                                        in[i] = (unsigned char)('a' + i % 26);
+                                size_t n = len;
+                                if (pos < len) {
+                                        memcpy(in + pos, specials[k], sl);
+                                        n = len > pos + sl ? len : pos + sl;
+                                }
+                                size_t wn = ref_escape(in, n, want);
+                                tt_buf_reset(&buf);
+                                ck_assert_int_eq(
+                                    tt_json_string(&buf, (char *)in, n),
+                                    TT_ERR_OK);
+                                ck_assert_msg(buf.len == wn &&
+                                                  !memcmp(buf.data, want, wn),
+                                              "len %zu pos %zu special %zu",
+                                              len, pos, k);
+                        }
+                }
+        }
+}
+END_TEST
+
+/* The rollup encoder reserves a worst case once and then writes without
+ * checks: exact bytes for what stretches that worst case (a key and origin
+ * of escapes and stray bytes, a week of 16 bytes with no NUL, extreme
+ * integers, non-finite doubles, unknown enum values, a NULL key). */
+START_TEST(rollup_edges) {
+        tt_rollup r = rollup_all_set();
+        memcpy(r.week,
+               "\"2026-W14\\\x01\xff\xce\xbb"
+               "67",
+               16); /* no NUL */
+        r.week_start_ms = INT64_MIN;
+        r.dimension = (tt_dim)7;
+        r.key = S("a\"b\\c\n\x1f\x80\xe2\x82\xac/\t");
+        r.origin = S("");
+        r.tokens = INT64_MAX;
+        r.prompt_tokens = -1;
+        r.completion_tokens = 0;
+        r.requests = INT64_MIN;
+        r.prev_tokens = -9;
+        r.wow_growth_pct = -INFINITY;
+        r.share_pct = 37.1324717627143;
+        r.rank = INT32_MIN;
+        r.status = (tt_status)-1;
+        r.revision = INT32_MAX;
+        r.emitted_at_ms = 0;
+        ck_assert_int_eq(tt_json_rollup(&buf, &r), TT_ERR_OK);
+        ck_buf_eq("{\"week\":\"\\\"2026-W14\\\\\\u0001\\ufffd\xce\xbb"
+                  "67\",\"week_start\":-9223372036854775808,"
+                  "\"dimension\":\"UNKNOWN\",\"key\":\"a\\\"b\\\\c\\n\\u001f"
+                  "\\ufffd\xe2\x82\xac/\\t\",\"origin\":\"\","
+                  "\"tokens\":9223372036854775807,\"prompt_tokens\":-1,"
+                  "\"completion_tokens\":0,"
+                  "\"requests\":-9223372036854775808,\"prev_tokens\":-9,"
+                  "\"wow_growth_pct\":null,\"share_pct\":37.1324717627143,"
+                  "\"rank\":-2147483648,\"status\":\"UNKNOWN\","
+                  "\"revision\":2147483647,\"emitted_at\":0}\n");
+        tt_buf_reset(&buf);
+        r = rollup_all_null();
+        r.key = (tt_str){NULL, 5};
+        r.share_pct = NAN;
+        r.status = (tt_status)3;
+        ck_assert_int_eq(tt_json_rollup(&buf, &r), TT_ERR_OK);
+        ck_buf_eq("{\"week\":\"2026-W14\",\"week_start\":1774828800000,"
+                  "\"dimension\":\"ORIGIN\",\"key\":\"\",\"origin\":null,"
+                  "\"tokens\":1296000000,\"prompt_tokens\":1250000000,"
+                  "\"completion_tokens\":46000000,\"requests\":41234,"
+                  "\"prev_tokens\":null,\"wow_growth_pct\":null,"
+                  "\"share_pct\":null,\"rank\":1,\"status\":\"UNKNOWN\","
+                  "\"revision\":0,\"emitted_at\":1775436000123}\n");
+}
+END_TEST
+
+/* The encoder writes the enum symbols from literals of its own: they must
+ * be tt_dim_str's and tt_status_str's for every value, an unknown too. */
+START_TEST(rollup_enums_match_names) {
+        for (int d = -1; d <= 4; d++) {
+                for (int st = -1; st <= 4; st++) {
+                        tt_rollup r = rollup_all_null();
+                        r.dimension = (tt_dim)d;
+                        r.status = (tt_status)st;
+                        tt_buf_reset(&buf);
+                        ck_assert_int_eq(tt_json_rollup(&buf, &r), TT_ERR_OK);
+                        char want[64];
+                        int n = snprintf(want, sizeof(want),
+                                         "\"dimension\":\"%s\",",
+                                         tt_dim_str((tt_dim)d));
+                        ck_assert_ptr_nonnull(
+                            memmem(buf.data, buf.len, want, (size_t)n));
+                        n = snprintf(want, sizeof(want), "\"status\":\"%s\",",
+                                     tt_status_str((tt_status)st));
+                        ck_assert_ptr_nonnull(
+                            memmem(buf.data, buf.len, want, (size_t)n));
+                }
+        }
+}
+END_TEST
+
+/* Near the buffer's cap the worst case (six bytes a key byte) may not fit
+ * where the row itself does: the row is still written, whole, and one byte
+ * less of room is TT_ERR_LIMIT with the buffer untouched. */
+START_TEST(rollup_fits_exactly) {
+        static char key[3000];
+        memset(key, 'k', sizeof(key));
+        tt_rollup r = rollup_all_set();
+        r.key = (tt_str){key, sizeof(key)};
+        ck_assert_int_eq(tt_json_rollup(&buf, &r), TT_ERR_OK);
+        size_t exact = buf.len;
+        tt_buf tight;
+        tt_buf_init(&tight, exact + 2);
+        ck_assert_int_eq(tt_buf_append(&tight, "ab", 2), TT_ERR_OK);
+        ck_assert_int_eq(tt_json_rollup(&tight, &r), TT_ERR_OK);
+        ck_assert_uint_eq(tight.len, exact + 2);
+        ck_assert_int_eq(memcmp(tight.data + 2, buf.data, exact), 0);
+        tt_buf_free(&tight);
+        tt_buf_init(&tight, exact + 1);
+        ck_assert_int_eq(tt_buf_append(&tight, "ab", 2), TT_ERR_OK);
+        ck_assert_int_eq(tt_json_rollup(&tight, &r), TT_ERR_LIMIT);
+        ck_assert_uint_eq(tight.len, 2);
+        tt_buf_free(&tight);
+        /* The same for a string alone. */
+        tt_buf_init(&tight, sizeof(key) + 2);
+        ck_assert_int_eq(tt_json_string(&tight, key, sizeof(key)), TT_ERR_OK);
+        ck_assert_uint_eq(tight.len, sizeof(key) + 2);
+        tt_buf_free(&tight);
+        tt_buf_init(&tight, sizeof(key) + 1);
+        ck_assert_int_eq(tt_json_string(&tight, key, sizeof(key)),
+                         TT_ERR_LIMIT);
+        ck_assert_uint_eq(tight.len, 0);
+        tt_buf_free(&tight);
+}
+END_TEST
+
 /* The independent reader. Line kinds: R rollup, S streak, D dead letter
  * (checked against the .avsc field order and types), "d" a double and "s" a
  * string, echoed back (repr of the float, hex of the UTF-8) for the C side
@@ -580,6 +757,10 @@ static Suite *json_out_suite(void) {
                             sizeof(double_cases) / sizeof(double_cases[0]));
         tcase_add_test(tc, non_finite);
         tcase_add_test(tc, enum_names);
+        tcase_add_test(tc, rollup_edges);
+        tcase_add_test(tc, strings_word_edges);
+        tcase_add_test(tc, rollup_enums_match_names);
+        tcase_add_test(tc, rollup_fits_exactly);
         suite_add_tcase(s, tc);
         /* A sweep over many doubles: slower than the others, more so under
          * the sanitizers. */

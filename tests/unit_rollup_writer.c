@@ -4,6 +4,8 @@
  * and a failing file turns into TT_ERR_IO at a later push or at close,
  * never into a lost row reported as success. */
 #include <check.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,9 +15,7 @@
 #include "tokentally/json_out.h"
 #include "tokentally/rollup_writer.h"
 
-#define NROWS                                                                  \
-        50000 /* ~16 MB of JSON: many 1 MiB chunks through a pool of 4         \
-               */
+#define NROWS 50000 /* ~16 MB of JSON: ~9 MB of compact rows, many chunks */
 
 static tt_rollup row(int i, char *key, size_t keysize) {
         /* Keys of 1..300 bytes so rows straddle chunk ends at every offset. */
@@ -114,6 +114,145 @@ START_TEST(close_without_rows) {
 }
 END_TEST
 
+/* Pushes n rows made by make(i) through a writer of the given chunk size
+ * and budget, and checks the file is byte for byte tt_json_rollup's. */
+static void through_writer(size_t chunk, size_t budget, int n,
+                           tt_rollup (*make)(int i, char *key, size_t size),
+                           size_t keysize) {
+        char *got = NULL;
+        size_t gotlen = 0;
+        FILE *f = open_memstream(&got, &gotlen);
+        ck_assert_ptr_nonnull(f);
+        char errstr[128];
+        tt_rollup_writer *w = tt_rollup_writer_new_sized(
+            f, chunk, budget, errstr, sizeof(errstr));
+        ck_assert_ptr_nonnull(w);
+        tt_buf direct;
+        tt_buf_init(&direct, 1u << 30);
+        char *key = malloc(keysize);
+        ck_assert_ptr_nonnull(key);
+        for (int i = 0; i < n; i++) {
+                tt_rollup r = make(i, key, keysize);
+                ck_assert_int_eq(tt_json_rollup(&direct, &r), TT_ERR_OK);
+                ck_assert_int_eq(tt_rollup_writer_push(w, &r), TT_ERR_OK);
+                memset(key, '#', keysize);
+        }
+        ck_assert_int_eq(tt_rollup_writer_close(w), TT_ERR_OK);
+        ck_assert_int_eq(fclose(f), 0);
+        ck_assert_uint_eq(gotlen, direct.len);
+        ck_assert_int_eq(memcmp(got, direct.data, gotlen), 0);
+        free(key);
+        free(got);
+        tt_buf_free(&direct);
+}
+
+/* Weeks of 5,000 rows (a new week, week_start and emitted_at each), a
+ * context that flips back and forth within a chunk now and then, and a
+ * 20 KiB key every 997 rows: more than a 4 KiB chunk holds. */
+static tt_rollup week_row(int i, char *key, size_t keysize) {
+        tt_rollup r = row(i, key, keysize);
+        int week = i / 5000;
+        snprintf(r.week, sizeof(r.week), "2026-W%02d", 1 + week);
+        r.week_start_ms = 1767571200000 + (int64_t)week * 604800000;
+        r.emitted_at_ms = 1796084427001 + week + (i % 100 == 7 ? 1 : 0);
+        if (i % 997 == 0) {
+                size_t len = 20000 + (size_t)i % 7;
+                memset(key, 'a' + i % 26, len);
+                r.key = (tt_str){key, len};
+        }
+        return r;
+}
+
+/* A pool of three 4 KiB chunks (~100 rows) against weeks of 5,000 rows:
+ * the pushing thread waits on the writer time and again, and must neither
+ * deadlock nor lose, reorder or mix up a row. */
+START_TEST(budget_smaller_than_a_week) {
+        through_writer(4096, 3 * 4096, 20000, week_row, 20100);
+}
+END_TEST
+
+/* A budget under two chunks still runs (two chunks at least). */
+START_TEST(budget_below_two_chunks) {
+        through_writer(4096, 1, 3000, week_row, 20100);
+}
+END_TEST
+
+/* What the compact form must carry exactly: keys and weeks of escapes and
+ * stray bytes, a NULL key, an empty origin and a null one, extreme
+ * integers, non-finite and negative-zero doubles, unknown enum values. */
+static tt_rollup edge_row(int i, char *key, size_t keysize) {
+        (void)keysize;
+        tt_rollup r = row(i, key, keysize);
+        static const char *const keys[] = {"a\"b\\c\n\x1f",
+                                           "\x80\xff\xe2\x82\xac\xce", "",
+                                           "\t\r\b\f/", "plain"};
+        const char *k = keys[i % 5];
+        size_t klen = strlen(k);
+        memcpy(key, k, klen);
+        r.key = (tt_str){key, klen};
+        if (i % 7 == 3)
+                r.key = (tt_str){NULL, 3};
+        r.origin = i % 3 == 0   ? (tt_str){"", 0}
+                   : i % 3 == 1 ? (tt_str){NULL, 0}
+                                : (tt_str){"\"Z\\", 3};
+        if (i % 4 == 0)
+                memcpy(r.week,
+                       "\"2026-W14\\\x01\xff\xce\xbb"
+                       "67",
+                       16); /* all 16 bytes, no NUL */
+        static const int64_t big[] = {INT64_MIN, INT64_MAX, -1, 0,
+                                      INT64_MIN + 1};
+        r.tokens = big[i % 5];
+        r.prompt_tokens = big[(i + 1) % 5];
+        r.completion_tokens = big[(i + 2) % 5];
+        r.requests = big[(i + 3) % 5];
+        r.prev_tokens = big[(i + 4) % 5];
+        r.week_start_ms = big[(i + 2) % 5];
+        r.emitted_at_ms = big[(i + 3) % 5];
+        static const double dbl[] = {
+            NAN, INFINITY, -INFINITY, -0.0, 37.1324717627143, 100.0, 5e-324};
+        r.has_growth = i % 2;
+        r.wow_growth_pct = dbl[i % 7];
+        r.share_pct = dbl[(i + 3) % 7];
+        r.rank = i % 2 ? INT32_MIN : INT32_MAX;
+        r.revision = -i;
+        r.dimension = (tt_dim)(i % 6 - 1);
+        r.status = (tt_status)(i % 5 == 4 ? 300 : i % 5 - 1);
+        return r;
+}
+
+START_TEST(edge_values) {
+        through_writer(4096, 3 * 4096, 2000, edge_row, 64);
+        through_writer(1u << 18, 6u << 20, 2000, edge_row, 64);
+}
+END_TEST
+
+/* A row over the writer's row limit (keys are bounded far below it) is
+ * refused, and the writer goes on. */
+START_TEST(huge_key_is_refused) {
+        char *got = NULL;
+        size_t gotlen = 0;
+        FILE *f = open_memstream(&got, &gotlen);
+        char errstr[128];
+        tt_rollup_writer *w = tt_rollup_writer_new(f, errstr, sizeof(errstr));
+        ck_assert_ptr_nonnull(w);
+        size_t n = 1u << 20;
+        char *key = malloc(n);
+        ck_assert_ptr_nonnull(key);
+        memset(key, 'x', n);
+        tt_rollup r = row(1, key, 64);
+        r.key = (tt_str){key, n};
+        ck_assert_int_eq(tt_rollup_writer_push(w, &r), TT_ERR_LIMIT);
+        r.key = (tt_str){key, 100000};
+        ck_assert_int_eq(tt_rollup_writer_push(w, &r), TT_ERR_OK);
+        ck_assert_int_eq(tt_rollup_writer_close(w), TT_ERR_OK);
+        fclose(f);
+        ck_assert_uint_gt(gotlen, 100000);
+        free(key);
+        free(got);
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("rollup_writer");
         TCase *tc = tcase_create("core");
@@ -121,6 +260,10 @@ static Suite *suite(void) {
         tcase_add_test(tc, same_bytes_as_direct_encoding);
         tcase_add_test(tc, write_error_is_reported);
         tcase_add_test(tc, close_without_rows);
+        tcase_add_test(tc, budget_smaller_than_a_week);
+        tcase_add_test(tc, budget_below_two_chunks);
+        tcase_add_test(tc, edge_values);
+        tcase_add_test(tc, huge_key_is_refused);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -17,37 +17,100 @@
 
 #define LIT(b, s) tt_buf_append((b), (s), sizeof(s) - 1)
 
-static int put_i64(tt_buf *out, int64_t v) {
-        static const char pairs[201] = "00010203040506070809"
-                                       "10111213141516171819"
-                                       "20212223242526272829"
-                                       "30313233343536373839"
-                                       "40414243444546474849"
-                                       "50515253545556575859"
-                                       "60616263646566676869"
-                                       "70717273747576777879"
-                                       "80818283848586878889"
-                                       "90919293949596979899";
-        char tmp[24];
-        char *p = tmp + sizeof(tmp);
-        /* Work on the magnitude as unsigned so INT64_MIN does not overflow.
-         * Two digits a division: eight integers a rollup row. */
-        uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-        while (u >= 100) {
-                unsigned d = (unsigned)(u % 100) * 2;
-                u /= 100;
-                *--p = pairs[d + 1];
-                *--p = pairs[d];
+/* The raw writers below write into room the caller has reserved (their
+ * worst case is given with each) and return the end of what they wrote: a
+ * rollup row reserves once and then runs through them without a length
+ * check or an error test per field. The tt_buf wrappers are for the other
+ * encoders, which are not hot. */
+
+/* Longest decimal int64: "-9223372036854775808". */
+#define I64_MAX_LEN 20
+
+static const char digit_pairs[201] = "00010203040506070809"
+                                     "10111213141516171819"
+                                     "20212223242526272829"
+                                     "30313233343536373839"
+                                     "40414243444546474849"
+                                     "50515253545556575859"
+                                     "60616263646566676869"
+                                     "70717273747576777879"
+                                     "80818283848586878889"
+                                     "90919293949596979899";
+
+static const uint64_t pow10_u64[20] = {1ULL,
+                                       10ULL,
+                                       100ULL,
+                                       1000ULL,
+                                       10000ULL,
+                                       100000ULL,
+                                       1000000ULL,
+                                       10000000ULL,
+                                       100000000ULL,
+                                       1000000000ULL,
+                                       10000000000ULL,
+                                       100000000000ULL,
+                                       1000000000000ULL,
+                                       10000000000000ULL,
+                                       100000000000000ULL,
+                                       1000000000000000ULL,
+                                       10000000000000000ULL,
+                                       100000000000000000ULL,
+                                       1000000000000000000ULL,
+                                       10000000000000000000ULL};
+
+/* Four digits of v < 10^4 at p[0..4). */
+static void put4(char *p, uint32_t v) {
+        memcpy(p, digit_pairs + (v / 100) * 2, 2);
+        memcpy(p + 2, digit_pairs + (v % 100) * 2, 2);
+}
+
+/* The n decimal digits of u (10^(n-1) <= u < 10^n, or u = 0 and n = 1) at
+ * o[0..n), from the end: eight at a time in 32-bit arithmetic while more
+ * than eight are left (a timestamp is 13, a share's mantissa 15-17), then
+ * two a division. */
+static void put_digits(char *o, uint64_t u, int n) {
+        char *p = o + n;
+        while (u >= 100000000) {
+                uint32_t lo = (uint32_t)(u % 100000000);
+                u /= 100000000;
+                p -= 8;
+                put4(p, lo / 10000);
+                put4(p + 4, lo % 10000);
         }
-        if (u >= 10) {
-                *--p = pairs[u * 2 + 1];
-                *--p = pairs[u * 2];
+        uint32_t v = (uint32_t)u;
+        while (v >= 100) {
+                p -= 2;
+                memcpy(p, digit_pairs + (v % 100) * 2, 2);
+                v /= 100;
+        }
+        if (v >= 10) {
+                p -= 2;
+                memcpy(p, digit_pairs + v * 2, 2);
         } else {
-                *--p = (char)('0' + u);
+                *--p = (char)('0' + v);
         }
+}
+
+static char *raw_i64(char *o, int64_t v) {
+        /* Work on the magnitude as unsigned so INT64_MIN does not overflow.
+         * The digit count first (bit length x log10(2), then one compare),
+         * so the digits go straight to o: nine integers a rollup row. */
+        uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
         if (v < 0)
-                *--p = '-';
-        return tt_buf_append(out, p, (size_t)(tmp + sizeof(tmp) - p));
+                *o++ = '-';
+        int n = ((64 - __builtin_clzll(u | 1)) * 1233) >> 12;
+        n += (u | 1) >= pow10_u64[n]; /* | 1: 0 has one digit too */
+        put_digits(o, u, n);
+        return o + n;
+}
+
+static int put_i64(tt_buf *out, int64_t v) {
+        int err = tt_buf_reserve(out, I64_MAX_LEN);
+        if (!err)
+                out->len = (size_t)((uint8_t *)raw_i64(
+                                        (char *)out->data + out->len, v) -
+                                    out->data);
+        return err;
 }
 
 /* Length of the well-formed UTF-8 sequence starting at p, 0 if none does. */
@@ -62,61 +125,139 @@ static size_t utf8_seq_len(const unsigned char *p, const unsigned char *end) {
         return tt_utf8_valid((const char *)p, n) ? n : 0;
 }
 
-static int put_escape(tt_buf *out, unsigned char c) {
+/* Appends a literal of compile-time length. */
+#define PUT(o, lit) (memcpy((o), (lit), sizeof(lit) - 1), (o) + sizeof(lit) - 1)
+
+static char *raw_escape(char *o, unsigned char c) {
         switch (c) {
         case '"':
-                return LIT(out, "\\\"");
+                return PUT(o, "\\\"");
         case '\\':
-                return LIT(out, "\\\\");
+                return PUT(o, "\\\\");
         case '\b':
-                return LIT(out, "\\b");
+                return PUT(o, "\\b");
         case '\f':
-                return LIT(out, "\\f");
+                return PUT(o, "\\f");
         case '\n':
-                return LIT(out, "\\n");
+                return PUT(o, "\\n");
         case '\r':
-                return LIT(out, "\\r");
+                return PUT(o, "\\r");
         case '\t':
-                return LIT(out, "\\t");
+                return PUT(o, "\\t");
         default: {
                 static const char hex[] = "0123456789abcdef";
                 char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                return tt_buf_append(out, u, sizeof(u));
+                memcpy(o, u, sizeof(u));
+                return o + sizeof(u);
         }
         }
 }
 
-static int put_string(tt_buf *out, const char *s, size_t len) {
+/* Worst case of raw_string: every byte a six-byte escape ("\u0001", or
+ * "\ufffd" for a stray byte), and the quotes. SIZE_MAX if that overflows. */
+static size_t string_max(size_t len) {
+        return len > (SIZE_MAX - 2) / 6 ? SIZE_MAX : len * 6 + 2;
+}
+
+/* A byte that needs a look (a control byte, '"', '\\', or one >= 0x80)
+ * among the eight of x: a mask whose lowest set bit is in the first such
+ * byte (in memory order, little-endian); bits above it may be spurious
+ * (borrows), so only that first one is used. */
+static uint64_t special8(uint64_t x) {
+        const uint64_t ones = 0x0101010101010101ULL;
+        const uint64_t high = 0x8080808080808080ULL;
+        uint64_t ctl = x - ones * 0x20;            /* byte < 0x20 */
+        uint64_t quo = (x ^ (ones * '"')) - ones;  /* byte == '"' */
+        uint64_t bsl = (x ^ (ones * '\\')) - ones; /* byte == '\\' */
+        return ((ctl | quo | bsl) & ~x & high) | (x & high);
+}
+
+static char *raw_string(char *o, const char *s, size_t len) {
         const unsigned char *p = (const unsigned char *)s, *end = p + len;
-        int err = tt_buf_putc(out, '"');
-        while (!err && p < end) {
-                /* Copy the longest run that needs no escaping in one go. */
-                const unsigned char *run = p;
+        *o++ = '"';
+        while (p < end) {
+                /* Eight bytes at a time while none needs a look: a model
+                 * name is two or three words. Each word is stored whole
+                 * (the room is reserved for six bytes a byte) and the
+                 * cursors move past its plain bytes only. */
+                while (end - p >= 8) {
+                        uint64_t x;
+                        memcpy(&x, p, 8);
+                        memcpy(o, &x, 8);
+                        uint64_t m = special8(x);
+                        if (m) {
+                                unsigned n = (unsigned)__builtin_ctzll(m) >> 3;
+                                o += n;
+                                p += n;
+                                break;
+                        }
+                        o += 8;
+                        p += 8;
+                }
+                /* The tail under eight bytes, and the run up to the byte
+                 * the word loop stopped at (none then). */
                 while (p < end && *p >= 0x20 && *p < 0x80 && *p != '"' &&
                        *p != '\\')
-                        p++;
-                if (p > run &&
-                    (err = tt_buf_append(out, run, (size_t)(p - run))))
-                        break;
+                        *o++ = (char)*p++;
                 if (p == end)
                         break;
                 if (*p < 0x80) {
-                        err = put_escape(out, *p++);
+                        o = raw_escape(o, *p++);
                         continue;
                 }
                 size_t n = utf8_seq_len(p, end);
                 if (n) {
-                        err = tt_buf_append(out, p, n);
+                        memcpy(o, p, n);
+                        o += n;
                         p += n;
                 } else {
                         /* One replacement character per offending byte. */
-                        err = LIT(out, "\\ufffd");
+                        o = PUT(o, "\\ufffd");
                         p++;
                 }
         }
-        if (!err)
-                err = tt_buf_putc(out, '"');
+        *o++ = '"';
+        return o;
+}
+
+/* Appends what enc writes for arg, reserving its worst case `max` in out.
+ * Only when that worst case does not fit under out->max (an exact text
+ * could still) does it go through a scratch allocation and an exact
+ * append, so the encoders refuse nothing the buffer could take. */
+static int put_bounded(tt_buf *out, size_t max,
+                       char *(*enc)(char *o, const void *arg),
+                       const void *arg) {
+        if (max == SIZE_MAX)
+                return TT_ERR_LIMIT;
+        int err = tt_buf_reserve(out, max);
+        if (!err) {
+                char *o = (char *)out->data + out->len;
+                out->len += (size_t)(enc(o, arg) - o);
+                return TT_ERR_OK;
+        }
+        if (err != TT_ERR_LIMIT || max > ((size_t)1 << 30))
+                return err;
+        char *tmp = malloc(max);
+        if (!tmp)
+                return TT_ERR_NOMEM;
+        err = tt_buf_append(out, tmp, (size_t)(enc(tmp, arg) - tmp));
+        free(tmp);
         return err;
+}
+
+typedef struct str_arg {
+        const char *s;
+        size_t len;
+} str_arg;
+
+static char *enc_string(char *o, const void *arg) {
+        const str_arg *a = arg;
+        return raw_string(o, a->s, a->len);
+}
+
+static int put_string(tt_buf *out, const char *s, size_t len) {
+        str_arg a = {s, len};
+        return put_bounded(out, string_max(len), enc_string, &a);
 }
 
 int tt_json_string(tt_buf *out, const char *s, size_t len) {
@@ -228,7 +369,13 @@ static int fmt_double_fast(char *tmp, double d) {
          * read-back interval is lopsided; leave it to strtod. */
         if (k < 1 || k > 70 || m == UINT64_C(1) << 52)
                 return 0;
-        int x = (int)floor(log10(a)); /* may be one off; fixed below */
+        /* floor(log10(a)): a = m / 2^k with 2^52 <= m < 2^53, so it is
+         * floor(log10(2) (52 - k)) or one more; the loop below moves x by
+         * one when the digits say so. e2 * 1233 / 2^12, floored as below,
+         * is floor(log10(2) e2) for |e2| <= 100 (checked against libm);
+         * the log10() call it replaces was 15% of this function. */
+        int e2 = 52 - k;
+        int x = e2 >= 0 ? (e2 * 1233) >> 12 : -((-e2 * 1233 + 4095) >> 12);
         for (int prec = 15; prec <= 17; prec++) {
                 uint64_t n = 0;
                 int q = 0;
@@ -275,10 +422,7 @@ static int fmt_double_fast(char *tmp, double d) {
                 }
                 /* %.<prec>g of n * 10^(xr - prec + 1), trailing zeros cut */
                 char dig[20];
-                for (int i = prec - 1; i >= 0; i--) {
-                        dig[i] = (char)('0' + n % 10);
-                        n /= 10;
-                }
+                put_digits(dig, n, prec);
                 int nd = prec;
                 while (nd > 1 && dig[nd - 1] == '0')
                         nd--;
@@ -315,21 +459,33 @@ static int fmt_double_fast(char *tmp, double d) {
         return 0;
 }
 
-static int put_double(tt_buf *out, double d) {
+/* Longest double text: %.17g of a negative subnormal
+ * ("-2.2250738585072009e-308", 24), or an integral one and ".0". */
+#define DOUBLE_MAX_LEN 32
+
+static char *raw_double(char *o, double d) {
         if (!isfinite(d))
-                return LIT(out, "null");
-        char tmp[40];
-        int n = fmt_double_fast(tmp, d);
+                return PUT(o, "null");
+        int n = fmt_double_fast(o, d);
         if (!n)
-                n = fmt_double_slow(tmp, sizeof(tmp), d);
+                n = fmt_double_slow(o, DOUBLE_MAX_LEN - 2, d);
         /* An integral value would read back as a JSON integer; keep it a
          * double for typed readers (Python's json gives float 48.0). */
-        if (!memchr(tmp, '.', (size_t)n) && !memchr(tmp, 'e', (size_t)n) &&
-            !memchr(tmp, 'E', (size_t)n)) {
-                tmp[n++] = '.';
-                tmp[n++] = '0';
+        if (!memchr(o, '.', (size_t)n) && !memchr(o, 'e', (size_t)n) &&
+            !memchr(o, 'E', (size_t)n)) {
+                o[n++] = '.';
+                o[n++] = '0';
         }
-        return tt_buf_append(out, tmp, (size_t)n);
+        return o + n;
+}
+
+static int put_double(tt_buf *out, double d) {
+        int err = tt_buf_reserve(out, DOUBLE_MAX_LEN);
+        if (!err)
+                out->len = (size_t)((uint8_t *)raw_double(
+                                        (char *)out->data + out->len, d) -
+                                    out->data);
+        return err;
 }
 
 int tt_json_double(tt_buf *out, double d) {
@@ -430,25 +586,101 @@ static int jw_end(jw *j) {
         return j->err;
 }
 
+/* The enum symbols as quoted JSON strings of compile-time length, the
+ * same text as tt_dim_str and tt_status_str (unit_json_out checks every
+ * value, an unknown one too). */
+#define ENUM_MAX_LEN 16
+static char *raw_dim(char *o, tt_dim d) {
+        switch (d) {
+        case TT_DIM_TOTAL:
+                return PUT(o, "\"TOTAL\"");
+        case TT_DIM_ORIGIN:
+                return PUT(o, "\"ORIGIN\"");
+        case TT_DIM_MODEL:
+                return PUT(o, "\"MODEL\"");
+        }
+        return PUT(o, "\"UNKNOWN\"");
+}
+
+static char *raw_status(char *o, tt_status s) {
+        switch (s) {
+        case TT_STATUS_PROVISIONAL:
+                return PUT(o, "\"PROVISIONAL\"");
+        case TT_STATUS_FINAL:
+                return PUT(o, "\"FINAL\"");
+        case TT_STATUS_REVISED:
+                return PUT(o, "\"REVISED\"");
+        }
+        return PUT(o, "\"UNKNOWN\"");
+}
+
+/* A union string: a NULL ptr is null. */
+static char *raw_opt_string(char *o, tt_str s) {
+        return s.ptr ? raw_string(o, s.ptr, s.len) : PUT(o, "null");
+}
+
+/* Worst case of one rollup line: the field names and punctuation (under
+ * 256 bytes), eight int64s, two int32s, three doubles, two enums, the week
+ * (16 bytes) and the two strings escaped. SIZE_MAX if it overflows. */
+static size_t rollup_max(const tt_rollup *r) {
+        size_t key = string_max(r->key.ptr ? r->key.len : 0);
+        size_t origin = string_max(r->origin.ptr ? r->origin.len : 0);
+        size_t fixed = 256 + 10 * I64_MAX_LEN + 3 * DOUBLE_MAX_LEN +
+                       2 * ENUM_MAX_LEN + string_max(16);
+        if (key > SIZE_MAX - fixed || origin > SIZE_MAX - fixed - key)
+                return SIZE_MAX;
+        return fixed + key + origin;
+}
+
+/* One WeeklyRollup line into room of rollup_max(r) bytes. */
+static char *raw_rollup(char *o, const tt_rollup *r) {
+        o = PUT(o, "{\"week\":");
+        o = raw_string(o, r->week, strnlen(r->week, sizeof(r->week)));
+        o = PUT(o, ",\"week_start\":");
+        o = raw_i64(o, r->week_start_ms);
+        o = PUT(o, ",\"dimension\":");
+        o = raw_dim(o, r->dimension);
+        o = PUT(o, ",\"key\":");
+        /* A required string: a NULL ptr (a caller bug) still yields valid
+         * JSON. */
+        o = raw_string(o, r->key.ptr ? r->key.ptr : "",
+                       r->key.ptr ? r->key.len : 0);
+        o = PUT(o, ",\"origin\":");
+        o = raw_opt_string(o, r->origin);
+        o = PUT(o, ",\"tokens\":");
+        o = raw_i64(o, r->tokens);
+        o = PUT(o, ",\"prompt_tokens\":");
+        o = raw_i64(o, r->prompt_tokens);
+        o = PUT(o, ",\"completion_tokens\":");
+        o = raw_i64(o, r->completion_tokens);
+        o = PUT(o, ",\"requests\":");
+        o = raw_i64(o, r->requests);
+        o = PUT(o, ",\"prev_tokens\":");
+        o = r->has_prev ? raw_i64(o, r->prev_tokens) : PUT(o, "null");
+        o = PUT(o, ",\"wow_growth_pct\":");
+        o = r->has_growth ? raw_double(o, r->wow_growth_pct) : PUT(o, "null");
+        o = PUT(o, ",\"share_pct\":");
+        o = raw_double(o, r->share_pct);
+        o = PUT(o, ",\"rank\":");
+        o = raw_i64(o, r->rank);
+        o = PUT(o, ",\"status\":");
+        o = raw_status(o, r->status);
+        o = PUT(o, ",\"revision\":");
+        o = raw_i64(o, r->revision);
+        o = PUT(o, ",\"emitted_at\":");
+        o = raw_i64(o, r->emitted_at_ms);
+        return PUT(o, "}\n");
+}
+
+static char *enc_rollup(char *o, const void *arg) {
+        return raw_rollup(o, arg);
+}
+
+/* The hot encoder of a high-cardinality replay (a closed week of 10^5
+ * models is 10^5 rows): one reserve of the worst case, then the fields
+ * written without a length check or an error test each. */
 int tt_json_rollup(tt_buf *out, const tt_rollup *r) {
-        jw j = jw_begin(out);
-        jw_week(&j, "week", r->week);
-        jw_i64(&j, "week_start", r->week_start_ms);
-        jw_cstr(&j, "dimension", tt_dim_str(r->dimension));
-        jw_str(&j, "key", r->key);
-        jw_opt_str(&j, "origin", r->origin);
-        jw_i64(&j, "tokens", r->tokens);
-        jw_i64(&j, "prompt_tokens", r->prompt_tokens);
-        jw_i64(&j, "completion_tokens", r->completion_tokens);
-        jw_i64(&j, "requests", r->requests);
-        jw_opt_i64(&j, "prev_tokens", r->has_prev, r->prev_tokens);
-        jw_opt_double(&j, "wow_growth_pct", r->has_growth, r->wow_growth_pct);
-        jw_opt_double(&j, "share_pct", true, r->share_pct);
-        jw_i64(&j, "rank", r->rank);
-        jw_cstr(&j, "status", tt_status_str(r->status));
-        jw_i64(&j, "revision", r->revision);
-        jw_i64(&j, "emitted_at", r->emitted_at_ms);
-        return jw_end(&j);
+        return put_bounded(out, rollup_max(r), enc_rollup, r);
 }
 
 int tt_json_streak(tt_buf *out, const tt_streak_change *s) {
