@@ -104,15 +104,6 @@ static char *raw_i64(char *o, int64_t v) {
         return o + n;
 }
 
-static int put_i64(tt_buf *out, int64_t v) {
-        int err = tt_buf_reserve(out, I64_MAX_LEN);
-        if (!err)
-                out->len = (size_t)((uint8_t *)raw_i64(
-                                        (char *)out->data + out->len, v) -
-                                    out->data);
-        return err;
-}
-
 /* Length of the well-formed UTF-8 sequence starting at p, 0 if none does. */
 static size_t utf8_seq_len(const unsigned char *p, const unsigned char *end) {
         unsigned c = *p;
@@ -496,96 +487,6 @@ int tt_json_double(tt_buf *out, double d) {
         return err;
 }
 
-/* An object being written. Errors are sticky: after the first failure every
- * call is a no-op, and jw_end() rolls the buffer back to where it started. */
-typedef struct jw {
-        tt_buf *out;
-        size_t mark;
-        int err;
-        int nfields;
-} jw;
-
-static jw jw_begin(tt_buf *out) {
-        jw j = {out, out->len, 0, 0};
-        j.err = tt_buf_putc(out, '{');
-        return j;
-}
-
-static void jw_key(jw *j, const char *name) {
-        if (j->err)
-                return;
-        if (j->nfields++ && (j->err = tt_buf_putc(j->out, ',')))
-                return;
-        /* Field names are schema identifiers: nothing to escape. */
-        if (!(j->err = tt_buf_putc(j->out, '"')) &&
-            !(j->err = tt_buf_append(j->out, name, strlen(name))))
-                j->err = LIT(j->out, "\":");
-}
-
-static void jw_null(jw *j, const char *name) {
-        jw_key(j, name);
-        if (!j->err)
-                j->err = LIT(j->out, "null");
-}
-
-static void jw_i64(jw *j, const char *name, int64_t v) {
-        jw_key(j, name);
-        if (!j->err)
-                j->err = put_i64(j->out, v);
-}
-
-static void jw_opt_i64(jw *j, const char *name, bool has, int64_t v) {
-        if (has)
-                jw_i64(j, name, v);
-        else
-                jw_null(j, name);
-}
-
-static void jw_opt_double(jw *j, const char *name, bool has, double v) {
-        jw_key(j, name);
-        if (!j->err)
-                j->err = has ? put_double(j->out, v) : LIT(j->out, "null");
-}
-
-static void jw_bytes(jw *j, const char *name, const char *s, size_t len) {
-        jw_key(j, name);
-        if (!j->err)
-                j->err = put_string(j->out, s, len);
-}
-
-/* A C string; NULL is written as null. */
-static void jw_cstr(jw *j, const char *name, const char *s) {
-        if (s)
-                jw_bytes(j, name, s, strlen(s));
-        else
-                jw_null(j, name);
-}
-
-/* A union string: a NULL ptr is null. */
-static void jw_opt_str(jw *j, const char *name, tt_str s) {
-        if (s.ptr)
-                jw_bytes(j, name, s.ptr, s.len);
-        else
-                jw_null(j, name);
-}
-
-/* A required string: a NULL ptr (a caller bug) still yields valid JSON. */
-static void jw_str(jw *j, const char *name, tt_str s) {
-        jw_bytes(j, name, s.ptr ? s.ptr : "", s.ptr ? s.len : 0);
-}
-
-static void jw_week(jw *j, const char *name, const char week[16]) {
-        jw_bytes(j, name, week, strnlen(week, 16));
-}
-
-static int jw_end(jw *j) {
-        if (!j->err)
-                j->err = LIT(j->out, "}\n");
-        if (j->err)
-                j->out->len = j->mark;
-        return j->err;
-}
-
 /* The enum symbols as quoted JSON strings of compile-time length, the
  * same text as tt_dim_str and tt_status_str (unit_json_out checks every
  * value, an unknown one too). */
@@ -683,37 +584,109 @@ int tt_json_rollup(tt_buf *out, const tt_rollup *r) {
         return put_bounded(out, rollup_max(r), enc_rollup, r);
 }
 
+/* A C string; NULL is written as null. */
+static size_t cstr_max(const char *s) {
+        return s ? string_max(strlen(s)) : 4;
+}
+
+static char *raw_cstr(char *o, const char *s) {
+        return s ? raw_string(o, s, strlen(s)) : PUT(o, "null");
+}
+
+static size_t str_max(tt_str s) {
+        return string_max(s.ptr ? s.len : 0);
+}
+
+/* Worst case of one StreakChange line: names and punctuation (under 256
+ * bytes), three int64s, one double, the week, the kind and four strings
+ * escaped. SIZE_MAX if it overflows. */
+static size_t streak_max(const tt_streak_change *s) {
+        size_t parts[] = {str_max(s->rule),
+                          str_max(s->holder),
+                          str_max(s->previous_holder),
+                          str_max(s->runner_up),
+                          cstr_max(tt_streak_kind_str(s->kind)),
+                          256 + 4 * I64_MAX_LEN + DOUBLE_MAX_LEN +
+                              string_max(16)};
+        size_t n = 0;
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+                if (parts[i] > SIZE_MAX - n)
+                        return SIZE_MAX;
+                n += parts[i];
+        }
+        return n;
+}
+
+static char *enc_streak(char *o, const void *arg) {
+        const tt_streak_change *s = arg;
+        /* Required strings: a NULL ptr (a caller bug) still yields valid
+         * JSON. */
+        o = PUT(o, "{\"rule\":");
+        o = raw_string(o, s->rule.ptr ? s->rule.ptr : "",
+                       s->rule.ptr ? s->rule.len : 0);
+        o = PUT(o, ",\"week\":");
+        o = raw_string(o, s->week, strnlen(s->week, sizeof(s->week)));
+        o = PUT(o, ",\"kind\":");
+        o = raw_cstr(o, tt_streak_kind_str(s->kind));
+        o = PUT(o, ",\"holder\":");
+        o = raw_string(o, s->holder.ptr ? s->holder.ptr : "",
+                       s->holder.ptr ? s->holder.len : 0);
+        o = PUT(o, ",\"length_weeks\":");
+        o = raw_i64(o, s->length_weeks);
+        o = PUT(o, ",\"previous_holder\":");
+        o = raw_opt_string(o, s->previous_holder);
+        o = PUT(o, ",\"holder_tokens\":");
+        o = raw_i64(o, s->holder_tokens);
+        o = PUT(o, ",\"runner_up\":");
+        o = raw_opt_string(o, s->runner_up);
+        o = PUT(o, ",\"runner_up_tokens\":");
+        o = s->has_runner_up_tokens ? raw_i64(o, s->runner_up_tokens)
+                                    : PUT(o, "null");
+        o = PUT(o, ",\"margin_pct\":");
+        o = s->has_margin ? raw_double(o, s->margin_pct) : PUT(o, "null");
+        o = PUT(o, ",\"emitted_at\":");
+        o = raw_i64(o, s->emitted_at_ms);
+        return PUT(o, "}\n");
+}
+
 int tt_json_streak(tt_buf *out, const tt_streak_change *s) {
-        jw j = jw_begin(out);
-        jw_str(&j, "rule", s->rule);
-        jw_week(&j, "week", s->week);
-        jw_cstr(&j, "kind", tt_streak_kind_str(s->kind));
-        jw_str(&j, "holder", s->holder);
-        jw_i64(&j, "length_weeks", s->length_weeks);
-        jw_opt_str(&j, "previous_holder", s->previous_holder);
-        jw_i64(&j, "holder_tokens", s->holder_tokens);
-        jw_opt_str(&j, "runner_up", s->runner_up);
-        jw_opt_i64(&j, "runner_up_tokens", s->has_runner_up_tokens,
-                   s->runner_up_tokens);
-        jw_opt_double(&j, "margin_pct", s->has_margin, s->margin_pct);
-        jw_i64(&j, "emitted_at", s->emitted_at_ms);
-        return jw_end(&j);
+        return put_bounded(out, streak_max(s), enc_streak, s);
+}
+
+typedef struct dl_head {
+        const char *reason, *detail, *source;
+        int64_t offset;
+} dl_head;
+
+/* A dead letter up to the opening quote of its payload. */
+static char *enc_dl_head(char *o, const void *arg) {
+        const dl_head *h = arg;
+        o = PUT(o, "{\"reason\":");
+        o = raw_cstr(o, h->reason);
+        o = PUT(o, ",\"detail\":");
+        o = raw_cstr(o, h->detail);
+        o = PUT(o, ",\"source\":");
+        o = raw_cstr(o, h->source);
+        o = PUT(o, ",\"offset\":");
+        o = raw_i64(o, h->offset);
+        return PUT(o, ",\"payload_base64\":\"");
 }
 
 int tt_json_dead_letter(tt_buf *out, const char *reason, const char *detail,
                         const char *source, int64_t offset, const void *payload,
                         size_t payload_len) {
-        jw j = jw_begin(out);
-        jw_cstr(&j, "reason", reason);
-        jw_cstr(&j, "detail", detail);
-        jw_cstr(&j, "source", source);
-        jw_i64(&j, "offset", offset);
-        jw_key(&j, "payload_base64");
-        if (!j.err)
-                j.err = tt_buf_putc(out, '"');
-        if (!j.err && payload_len)
-                j.err = tt_b64_encode(out, payload, payload_len);
-        if (!j.err)
-                j.err = tt_buf_putc(out, '"');
-        return jw_end(&j);
+        size_t mark = out->len;
+        dl_head h = {reason, detail, source, offset};
+        size_t max = 0, parts[] = {cstr_max(reason), cstr_max(detail),
+                                   cstr_max(source), 128 + I64_MAX_LEN};
+        for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+                max = parts[i] > SIZE_MAX - max ? SIZE_MAX : max + parts[i];
+        int err = put_bounded(out, max, enc_dl_head, &h);
+        if (!err && payload_len)
+                err = tt_b64_encode(out, payload, payload_len);
+        if (!err)
+                err = LIT(out, "\"}\n");
+        if (err)
+                out->len = mark;
+        return err;
 }
