@@ -350,11 +350,11 @@ typedef struct sort_item {
         uint64_t prefix[2];
         uint32_t row;
         uint32_t dim;
-        /* prev_tokens, -1 for none: carried so that the emission, in rank
-         * order, reads it in sequence (an array indexed by row was a
-         * cache miss per row with 10^5 models a week). */
-        int64_t prev;
 } sort_item;
+/* 32 bytes at most: glibc's qsort sorts larger elements indirectly
+ * (through pointers, then moved), which cost 5% of the 12 x 100k replay
+ * when prev_tokens rode along in the item. */
+_Static_assert(sizeof(sort_item) <= 32, "sort_item over 32 bytes");
 
 /* The full keys of a tie on the first 16 bytes are found from the rows.
  * Sixteen, not eight: slugs share long vendor prefixes ("deepseek/",
@@ -414,7 +414,7 @@ static sort_item item_of(const tt_weekview *wv, uint32_t r, int64_t tokens,
         const tt_row *row = &wv->rows[r];
         tt_str k = key_of((tt_dim)DIM(row), row->key, keys);
         return (sort_item){
-            tokens, {prefix_of(k, 0), prefix_of(k, 8)}, r, DIM(row), -1};
+            tokens, {prefix_of(k, 0), prefix_of(k, 8)}, r, DIM(row)};
 }
 
 typedef struct derived {
@@ -503,9 +503,10 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
         bool old_ranks = revised && wv->ntouched;
         size_t n = wv->n ? wv->n : 1;
         sort_item *items = tt_malloc(n * sizeof(*items));
+        int64_t *prev = tt_malloc(n * sizeof(*prev));
         uint32_t *old_rank = old_ranks ? tt_calloc(n, sizeof(*old_rank)) : NULL;
         int err = TT_ERR_OK;
-        if (!items || (old_ranks && !old_rank)) {
+        if (!items || !prev || (old_ranks && !old_rank)) {
                 err = TT_ERR_NOMEM;
                 goto out;
         }
@@ -528,13 +529,12 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                 const tt_row *row = &wv->rows[r];
                 if (!row->c.requests)
                         continue;
-                sort_item *it = &items[m++];
-                *it = item_of(wv, r, tt_ccell_tokens(&row->c), keys);
+                items[m++] = item_of(wv, r, tt_ccell_tokens(&row->c), keys);
                 bool has;
-                int64_t p;
-                prev_of(prev_week, (tt_dim)DIM(row), row->key, false, &has, &p);
-                if (has)
-                        it->prev = p;
+                prev_of(prev_week, (tt_dim)DIM(row), row->key, false, &has,
+                        &prev[r]);
+                if (!has)
+                        prev[r] = -1;
         }
         /* Sorted, items are in rank order: a row's rank is its place
          * within its dimension (k below). */
@@ -553,8 +553,10 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                  * row 16 ahead, its key's table entry 8 ahead, the key 4
                  * ahead (a third of the emission's time was these misses
                  * with 10^5 models a week). */
-                if (i + 16 < m)
+                if (i + 16 < m) {
                         __builtin_prefetch(&wv->rows[items[i + 16].row]);
+                        __builtin_prefetch(&prev[items[i + 16].row]);
+                }
                 if (i + 8 < m) {
                         const tt_row *pr = &wv->rows[items[i + 8].row];
                         if (DIM(pr) == TT_DIM_MODEL)
@@ -573,8 +575,8 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                 derived d;
                 d.rank = ++k;
                 d.share = share_of(tt_ccell_tokens(&row->c), total);
-                d.has_prev = items[i].prev >= 0;
-                d.prev = d.has_prev ? items[i].prev : 0;
+                d.has_prev = prev[r] >= 0;
+                d.prev = d.has_prev ? prev[r] : 0;
                 bool emit;
                 int32_t revision = 0;
                 tt_status status;
@@ -633,6 +635,7 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
         }
 out:
         tt_free(items);
+        tt_free(prev);
         tt_free(old_rank);
         return err;
 }
