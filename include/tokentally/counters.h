@@ -167,6 +167,10 @@ void tt_shard_destroy(tt_shard *s);
  * 0, TT_ERR_LIMIT when a new model would pass max_models in week w,
  * TT_ERR_NOMEM. */
 int tt_shard_add(tt_shard *s, int32_t w, const tt_event *ev);
+/* Prefetches the index slot where a model of hash (tt_hash) starts probing
+ * in week w, if w has counters: for a caller counting many events a few
+ * events ahead. No effect on results. */
+void tt_shard_prefetch(const tt_shard *s, int32_t w, uint64_t hash);
 
 /* Resolves the origin an event would be counted under. */
 tt_origin tt_event_origin(const tt_origin_map *map, const tt_event *ev);

@@ -98,6 +98,10 @@ int tt_engine_partition_remove(tt_engine *e, int32_t pid, int64_t now_ms);
  * Returns TT_REASON_NONE when counted, or the dead-letter reason with a
  * detail. Weeks may close, and outputs be emitted, inside this call; a sink
  * error is kept and returned by tt_engine_error(). */
+/* Prefetches what counting ev (its model_hash set) into partition pid's
+ * shard will touch: for a caller offering many events, a few ahead. No
+ * effect on results. */
+void tt_engine_prefetch(const tt_engine *e, int32_t pid, const tt_event *ev);
 tt_reason tt_engine_offer(tt_engine *e, int32_t pid, const tt_event *ev,
                           int64_t now_ms, char *detail, size_t detail_size);
 

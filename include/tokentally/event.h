@@ -68,6 +68,13 @@ typedef struct tt_event {
         int64_t completion_tokens;
         tt_str provider;  /* informational, may be null */
         uint32_t present; /* TT_F_* bits */
+        /* tt_hash(model) when a decoder computed it (on its own thread,
+         * ahead of counting), else 0: computed when counted. The decoders
+         * zero the whole event first. Only the shard's table slot depends
+         * on it: a wrong one would file the model twice in a shard, and
+         * the two cells still merge into one row by slug when the week
+         * closes. */
+        uint64_t model_hash;
 } tt_event;
 
 /* Limits of SPEC §2. */

@@ -178,8 +178,10 @@ static mentry *add_entry(tt_shard *s, wslot *sl, tt_str model, uint32_t h,
 }
 
 /* The entry of model in sl, added when new. NULL with *err. */
-static mentry *entry_of(tt_shard *s, wslot *sl, tt_str model, int *err) {
-        uint64_t h64 = tt_hash(model.ptr, model.len);
+/* hash: tt_hash(model), or 0 to compute it here. */
+static mentry *entry_of(tt_shard *s, wslot *sl, tt_str model, uint64_t hash,
+                        int *err) {
+        uint64_t h64 = hash ? hash : tt_hash(model.ptr, model.len);
         uint32_t h = (uint32_t)(h64 >> 32);
         for (uint32_t i = h & sl->mask;; i = (i + 1) & sl->mask) {
                 uint64_t v = sl->index[i];
@@ -199,12 +201,21 @@ static wslot *slot_get(tt_shard *s, int32_t w) {
         return sl ? sl : add_slot(s, w);
 }
 
+void tt_shard_prefetch(const tt_shard *s, int32_t w, uint64_t hash) {
+        const wslot *sl = s->last < s->nslots && s->slots[s->last].week == w
+                              ? &s->slots[s->last]
+                              : find_slot_c(s, w);
+        if (sl && sl->index)
+                __builtin_prefetch(
+                    &sl->index[(uint32_t)(hash >> 32) & sl->mask]);
+}
+
 int tt_shard_add(tt_shard *s, int32_t w, const tt_event *ev) {
         wslot *sl = slot_get(s, w);
         if (!sl)
                 return TT_ERR_NOMEM;
         int err;
-        mentry *m = entry_of(s, sl, ev->model, &err);
+        mentry *m = entry_of(s, sl, ev->model, ev->model_hash, &err);
         if (!m)
                 return err;
         tt_origin o = ev->origin.ptr
@@ -222,7 +233,7 @@ int tt_shard_merge_model(tt_shard *s, int32_t w, tt_str model,
         if (!sl)
                 return TT_ERR_NOMEM;
         int err;
-        mentry *m = entry_of(s, sl, model, &err);
+        mentry *m = entry_of(s, sl, model, 0, &err);
         if (!m)
                 return err;
         tt_cell cur;

@@ -860,6 +860,13 @@ static tt_reason check_count(tt_engine *e, uint32_t shard, const tt_event *ev,
         return TT_REASON_NONE;
 }
 
+void tt_engine_prefetch(const tt_engine *e, int32_t pid, const tt_event *ev) {
+        if (pid >= 0 && ev->model_hash)
+                tt_shard_prefetch(e->shards[(uint32_t)pid % e->conf.nshards],
+                                  tt_week_of(ev->event_time_ms),
+                                  ev->model_hash);
+}
+
 tt_reason tt_engine_offer(tt_engine *e, int32_t pid, const tt_event *ev,
                           int64_t now_ms, char *detail, size_t detail_size) {
         e->now = now_ms;

@@ -18,12 +18,14 @@
 #include "tokentally/err.h"
 #include "tokentally/input.h"
 #include "tokentally/json_event.h"
+#include "tokentally/keytab.h"
 #include "tokentally/mem.h"
 #include "tokentally/ocf.h"
 
 #define CHUNK (1u << 18)              /* JSON Lines bytes per batch */
 #define MAX_LINE TT_REPLAY_RECORD_MAX /* the cap of max_record_bytes */
 #define DETAIL_MAX 200
+#define PREFETCH_AHEAD 8
 
 typedef struct rec {
         tt_event ev;
@@ -177,6 +179,13 @@ static int bad_rest(batch *b, const char *tail, uint32_t line, size_t max) {
         return set_detail(b, r, d);
 }
 
+/* The model's hash on the decoding thread, so that the applying thread,
+ * which counts in order alone, neither computes it nor waits on the
+ * table slot it names (apply prefetches it PREFETCH_AHEAD records ahead). */
+static void set_hash(tt_event *ev) {
+        ev->model_hash = tt_hash(ev->model.ptr, ev->model.len);
+}
+
 static int decode_jsonl(batch *b, tt_json_dec *dec, size_t max) {
         b->data = b->in.data;
         b->arena.len = 0;
@@ -236,6 +245,7 @@ static int decode_jsonl(batch *b, tt_json_dec *dec, size_t max) {
                                 pin(b, &r->ev.model, p, ce);
                                 pin(b, &r->ev.origin, p, ce);
                                 pin(b, &r->ev.provider, p, ce);
+                                set_hash(&r->ev);
                         }
                 }
                 line++;
@@ -290,6 +300,7 @@ static int decode_ocf(batch *b, const file *f) {
                         return set_detail(b, r, msg);
                 }
                 r->len = (uint32_t)used;
+                set_hash(&r->ev);
                 pos += used;
         }
         if (pos != len) {
@@ -586,6 +597,10 @@ static int apply(applier *a, batch *b) {
         }
         int64_t base = b->kind == B_JSONL ? f->line_base : b->first;
         for (uint32_t i = 0; i < b->n && !err; i++) {
+                if (i + PREFETCH_AHEAD < b->n &&
+                    b->recs[i + PREFETCH_AHEAD].reason == TT_REASON_NONE)
+                        tt_engine_prefetch(e, b->file,
+                                           &b->recs[i + PREFETCH_AHEAD].ev);
                 rec *r = &b->recs[i];
                 const uint8_t *raw = b->data + r->off;
                 a->st->records++;
