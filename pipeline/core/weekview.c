@@ -390,10 +390,66 @@ static int cmp_items(const void *a, const void *b, void *arg) {
             key_of((tt_dim)y->dim, c->wv->rows[y->row].key, c->keys));
 }
 
+/* One stable pass of a byte-wise LSD radix sort: src by digit d of
+ * key_of_item into dst. */
+#define RADIX_DIGITS 9 /* eight bytes of ~tokens, then the dimension */
+static uint32_t digit_of(const sort_item *it, int d) {
+        /* Descending signed order as ascending unsigned: flip the sign
+         * bit, then all bits. */
+        uint64_t desc = ~((uint64_t)it->tokens ^ (UINT64_C(1) << 63));
+        return d < 8 ? (uint32_t)((desc >> (8 * d)) & 255) : it->dim;
+}
+
+/* Rank order (cmp_items) in two steps: a radix sort by (dimension asc,
+ * tokens desc), nine byte digits with the constant ones skipped (counts
+ * of a week use three or four), then qsort on each run of equal
+ * (dimension, tokens), which cmp_items orders by key. Keys are unique
+ * within a dimension, so the order is total and the result is the one a
+ * full qsort gives. glibc's qsort over 10^5 items was a fifth of the
+ * applying thread's time with 10^5 models a week; most of it was its
+ * comparisons, which the radix passes replace by a few scans. */
 static void sort_items(const tt_weekview *wv, const tt_keytab *keys,
                        sort_item *items, uint32_t n) {
         sort_ctx ctx = {wv, keys};
-        qsort_r(items, n, sizeof(*items), cmp_items, &ctx);
+        sort_item *tmp = n > 256 ? tt_malloc((size_t)n * sizeof(*tmp)) : NULL;
+        if (!tmp) { /* small, or no memory: the plain sort */
+                qsort_r(items, n, sizeof(*items), cmp_items, &ctx);
+                return;
+        }
+        uint32_t count[RADIX_DIGITS][256]; /* 9 KiB of stack */
+        memset(count, 0, sizeof(count));
+        for (uint32_t i = 0; i < n; i++)
+                for (int d = 0; d < RADIX_DIGITS; d++)
+                        count[d][digit_of(&items[i], d)]++;
+        sort_item first = items[0];
+        sort_item *src = items, *dst = tmp;
+        for (int d = 0; d < RADIX_DIGITS; d++) {
+                if (count[d][digit_of(&first, d)] == n)
+                        continue; /* every item has the same digit */
+                uint32_t at = 0;
+                for (int v = 0; v < 256; v++) {
+                        uint32_t c = count[d][v];
+                        count[d][v] = at;
+                        at += c;
+                }
+                for (uint32_t i = 0; i < n; i++)
+                        dst[count[d][digit_of(&src[i], d)]++] = src[i];
+                sort_item *t = src;
+                src = dst;
+                dst = t;
+        }
+        if (src != items)
+                memcpy(items, src, (size_t)n * sizeof(*items));
+        tt_free(tmp);
+        for (uint32_t i = 0, j; i < n; i = j) {
+                for (j = i + 1; j < n && items[j].dim == items[i].dim &&
+                                items[j].tokens == items[i].tokens;
+                     j++)
+                        ;
+                if (j - i > 1)
+                        qsort_r(items + i, j - i, sizeof(*items), cmp_items,
+                                &ctx);
+        }
 }
 
 /* Ranks of the rows given in items (sorted here): rank[row] = 1-based
