@@ -13,6 +13,14 @@ void tt_free(void *ptr);
 /* Copy of s[0..len) plus a NUL. Caller owns the result (tt_free). */
 char *tt_strndup(const char *s, size_t len);
 
+/* A large one-off temporary in pages of its own, given back to the system
+ * by tt_unmap at once (size as mapped). Freed into jemalloc instead, its
+ * pages would stay resident for the decay time (1 s, main.c) and count in
+ * the peak RSS of a run shorter than that. NULL on failure (and by the
+ * test hook, as an allocation). */
+void *tt_map(size_t size);
+void tt_unmap(void *p, size_t size);
+
 /* Test hook: the nth allocation from now (1 = the next) fails, and every
  * one after it succeeds again. 0 disables. Not thread-safe; tests only. */
 void tt_mem_fail_nth(unsigned long nth);

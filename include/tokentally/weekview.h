@@ -122,12 +122,14 @@ typedef enum tt_emit_mode {
 /* Derives prev_tokens (from prev_week, NULL if that week had no events or
  * is unknown), share and rank of every row with events, and emits rows
  * through sink in order (TOTAL, ORIGIN by rank, MODEL by rank), recording
- * them as emitted. keys resolves model ids to slugs (rank tie-break, key).
- * O(n log n) in the week's rows. Returns the sink's first error or
+ * them as emitted. keys resolves model ids to slugs (key, rank
+ * tie-break); key_rank, if not NULL, is tt_keyorder_ranks of keys, and
+ * ties are then broken without reading a slug (same order). O(n log n) in
+ * the week's rows, O(n) with key_rank. Returns the sink's first error or
  * TT_ERR_NOMEM, else 0; *count gets the number of rows emitted. */
 int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                      tt_emit_mode mode, const tt_keytab *keys,
-                     const tt_sink *sink, void *opaque, int64_t now_ms,
-                     uint64_t *count);
+                     const uint32_t *key_rank, const tt_sink *sink,
+                     void *opaque, int64_t now_ms, uint64_t *count);
 
 #endif

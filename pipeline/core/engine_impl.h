@@ -10,6 +10,7 @@
 #include "tokentally/buf.h"
 #include "tokentally/counters.h"
 #include "tokentally/engine.h"
+#include "tokentally/keyorder.h"
 #include "tokentally/keytab.h"
 #include "tokentally/streak.h"
 #include "tokentally/weekview.h"
@@ -50,6 +51,7 @@ struct tt_engine {
 
         tt_shard **shards;
         tt_keytab *keys; /* model slugs of merged rows, engine-wide */
+        tt_keyorder *order; /* the slugs' byte order, for rank ties */
 
         partition *parts; /* conf.max_partitions, never moves */
         int32_t nparts;   /* highest live pid + 1 */

@@ -342,12 +342,14 @@ static tt_str key_of(tt_dim dim, uint32_t key, const tt_keytab *keys) {
         }
 }
 
-/* What a sort compares, gathered so that most comparisons touch only this
- * array: dimension, tokens, the first 8 bytes of the key (big-endian, zero
- * padded, so integer order is byte order), the full key on a tie. */
+/* What a sort compares, gathered so that comparisons touch only this
+ * array: dimension, tokens, then lex: a model's rank among all slugs
+ * (key_rank) or, without ranks and for the other dimensions, the first 8
+ * bytes of the key (big-endian, zero padded, so integer order is byte
+ * order; origin codes and "*" fit whole). */
 typedef struct sort_item {
         int64_t tokens;
-        uint64_t prefix[2];
+        uint64_t lex;
         uint32_t row;
         uint32_t dim;
 } sort_item;
@@ -356,19 +358,17 @@ typedef struct sort_item {
  * when prev_tokens rode along in the item. */
 _Static_assert(sizeof(sort_item) <= 32, "sort_item over 32 bytes");
 
-/* The full keys of a tie on the first 16 bytes are found from the rows.
- * Sixteen, not eight: slugs share long vendor prefixes ("deepseek/",
- * "meta-llama/"), and with many models on the same token count every tie
- * on eight bytes was a pair of cache misses into the key table (a quarter
- * of the replay's time with 100,000 models a week). */
+/* With key_rank, lex alone orders the keys of a dimension and the radix
+ * sort's order is final; without, ties on lex compare the keys. */
 typedef struct sort_ctx {
         const tt_weekview *wv;
         const tt_keytab *keys;
+        const uint32_t *key_rank;
 } sort_ctx;
 
-static uint64_t prefix_of(tt_str k, size_t from) {
+static uint64_t prefix_of(tt_str k) {
         uint64_t p = 0;
-        for (size_t i = from; i < from + 8; i++)
+        for (size_t i = 0; i < 8; i++)
                 p = p << 8 | (i < k.len ? (uint8_t)k.ptr[i] : 0);
         return p;
 }
@@ -380,43 +380,43 @@ static int cmp_items(const void *a, const void *b, void *arg) {
                 return x->dim < y->dim ? -1 : 1;
         if (x->tokens != y->tokens)
                 return x->tokens > y->tokens ? -1 : 1;
-        if (x->prefix[0] != y->prefix[0])
-                return x->prefix[0] < y->prefix[0] ? -1 : 1;
-        if (x->prefix[1] != y->prefix[1])
-                return x->prefix[1] < y->prefix[1] ? -1 : 1;
+        if (x->lex != y->lex)
+                return x->lex < y->lex ? -1 : 1;
         const sort_ctx *c = arg;
         return tt_str_cmp(
             key_of((tt_dim)x->dim, c->wv->rows[x->row].key, c->keys),
             key_of((tt_dim)y->dim, c->wv->rows[y->row].key, c->keys));
 }
 
-/* One stable pass of a byte-wise LSD radix sort: src by digit d of
- * key_of_item into dst. */
-#define RADIX_DIGITS 9 /* eight bytes of ~tokens, then the dimension */
+/* Byte digits of a stable LSD radix sort, least significant first: lex
+ * (8), tokens descending (8), the dimension. */
+#define RADIX_DIGITS 17
 static uint32_t digit_of(const sort_item *it, int d) {
+        if (d < 8)
+                return (uint32_t)((it->lex >> (8 * d)) & 255);
         /* Descending signed order as ascending unsigned: flip the sign
          * bit, then all bits. */
         uint64_t desc = ~((uint64_t)it->tokens ^ (UINT64_C(1) << 63));
-        return d < 8 ? (uint32_t)((desc >> (8 * d)) & 255) : it->dim;
+        return d < 16 ? (uint32_t)((desc >> (8 * (d - 8))) & 255) : it->dim;
 }
 
-/* Rank order (cmp_items) in two steps: a radix sort by (dimension asc,
- * tokens desc), nine byte digits with the constant ones skipped (counts
- * of a week use three or four), then qsort on each run of equal
- * (dimension, tokens), which cmp_items orders by key. Keys are unique
- * within a dimension, so the order is total and the result is the one a
- * full qsort gives. glibc's qsort over 10^5 items was a fifth of the
- * applying thread's time with 10^5 models a week; most of it was its
- * comparisons, which the radix passes replace by a few scans. */
+/* Rank order (cmp_items) by a radix sort on (dimension asc, tokens desc,
+ * lex asc), the digits that are the same in every item skipped (a week's
+ * counts use three or four of tokens', 10^5 ranks three of lex'). With
+ * key_rank that is the order: keys are unique within a dimension, and so
+ * are their ranks. Without, runs of equal lex (keys sharing 8 bytes) are
+ * sorted by cmp_items, which reads the keys. glibc's qsort over 10^5
+ * items was a fifth of the applying thread's time with 10^5 models a week,
+ * and slug ties on 16-byte prefixes read from the key table a quarter. */
 static void sort_items(const tt_weekview *wv, const tt_keytab *keys,
-                       sort_item *items, uint32_t n) {
-        sort_ctx ctx = {wv, keys};
+                       const uint32_t *key_rank, sort_item *items, uint32_t n) {
+        sort_ctx ctx = {wv, keys, key_rank};
         sort_item *tmp = n > 256 ? tt_malloc((size_t)n * sizeof(*tmp)) : NULL;
         if (!tmp) { /* small, or no memory: the plain sort */
                 qsort_r(items, n, sizeof(*items), cmp_items, &ctx);
                 return;
         }
-        uint32_t count[RADIX_DIGITS][256]; /* 9 KiB of stack */
+        uint32_t count[RADIX_DIGITS][256]; /* 17 KiB of stack */
         memset(count, 0, sizeof(count));
         for (uint32_t i = 0; i < n; i++)
                 for (int d = 0; d < RADIX_DIGITS; d++)
@@ -441,9 +441,12 @@ static void sort_items(const tt_weekview *wv, const tt_keytab *keys,
         if (src != items)
                 memcpy(items, src, (size_t)n * sizeof(*items));
         tt_free(tmp);
+        if (key_rank)
+                return;
         for (uint32_t i = 0, j; i < n; i = j) {
                 for (j = i + 1; j < n && items[j].dim == items[i].dim &&
-                                items[j].tokens == items[i].tokens;
+                                items[j].tokens == items[i].tokens &&
+                                items[j].lex == items[i].lex;
                      j++)
                         ;
                 if (j - i > 1)
@@ -455,8 +458,9 @@ static void sort_items(const tt_weekview *wv, const tt_keytab *keys,
 /* Ranks of the rows given in items (sorted here): rank[row] = 1-based
  * position within its dimension. */
 static void rank_items(const tt_weekview *wv, const tt_keytab *keys,
-                       sort_item *items, uint32_t n, uint32_t *rank) {
-        sort_items(wv, keys, items, n);
+                       const uint32_t *key_rank, sort_item *items, uint32_t n,
+                       uint32_t *rank) {
+        sort_items(wv, keys, key_rank, items, n);
         uint32_t k = 0;
         for (uint32_t i = 0; i < n; i++) {
                 if (i == 0 || items[i].dim != items[i - 1].dim)
@@ -466,11 +470,13 @@ static void rank_items(const tt_weekview *wv, const tt_keytab *keys,
 }
 
 static sort_item item_of(const tt_weekview *wv, uint32_t r, int64_t tokens,
-                         const tt_keytab *keys) {
+                         const tt_keytab *keys, const uint32_t *key_rank) {
         const tt_row *row = &wv->rows[r];
-        tt_str k = key_of((tt_dim)DIM(row), row->key, keys);
-        return (sort_item){
-            tokens, {prefix_of(k, 0), prefix_of(k, 8)}, r, DIM(row)};
+        tt_dim dim = (tt_dim)DIM(row);
+        uint64_t lex = key_rank && dim == TT_DIM_MODEL
+                           ? key_rank[row->key]
+                           : prefix_of(key_of(dim, row->key, keys));
+        return (sort_item){tokens, lex, r, dim};
 }
 
 typedef struct derived {
@@ -549,8 +555,8 @@ static int emit_row(tt_weekview *wv, tt_row *row, const derived *d,
 
 int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                      tt_emit_mode mode, const tt_keytab *keys,
-                     const tt_sink *sink, void *opaque, int64_t now_ms,
-                     uint64_t *count) {
+                     const uint32_t *key_rank, const tt_sink *sink,
+                     void *opaque, int64_t now_ms, uint64_t *count) {
         *count = 0;
         sort_snaps(wv);
         bool revised = mode == TT_EMIT_REVISED;
@@ -571,10 +577,10 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                 for (uint32_t r = 0; r < wv->n; r++) {
                         const tt_ccell *c = emitted_ccell(wv, r);
                         if (c && c->requests)
-                                items[m++] =
-                                    item_of(wv, r, tt_ccell_tokens(c), keys);
+                                items[m++] = item_of(wv, r, tt_ccell_tokens(c),
+                                                     keys, key_rank);
                 }
-                rank_items(wv, keys, items, m, old_rank);
+                rank_items(wv, keys, key_rank, items, m, old_rank);
         }
         /* prev_tokens in row order, before the rank order scatters the
          * rows: a model's rows sit in about the same place in each week's
@@ -585,7 +591,8 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                 const tt_row *row = &wv->rows[r];
                 if (!row->c.requests)
                         continue;
-                items[m++] = item_of(wv, r, tt_ccell_tokens(&row->c), keys);
+                items[m++] =
+                    item_of(wv, r, tt_ccell_tokens(&row->c), keys, key_rank);
                 bool has;
                 prev_of(prev_week, (tt_dim)DIM(row), row->key, false, &has,
                         &prev[r]);
@@ -594,7 +601,7 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
         }
         /* Sorted, items are in rank order: a row's rank is its place
          * within its dimension (k below). */
-        sort_items(wv, keys, items, m);
+        sort_items(wv, keys, key_rank, items, m);
 
         uint32_t t = *find_slot(wv, TT_DIM_TOTAL, 0);
         int64_t total = t ? tt_ccell_tokens(&wv->rows[t - 1].c) : 0;

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 static unsigned long fail_nth;
 static atomic_ulong allocs;
@@ -39,6 +40,19 @@ void *tt_realloc(void *ptr, size_t size) {
 
 void tt_free(void *ptr) {
         free(ptr);
+}
+
+void *tt_map(size_t size) {
+        if (should_fail())
+                return NULL;
+        void *p = mmap(NULL, size ? size : 1, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+}
+
+void tt_unmap(void *p, size_t size) {
+        if (p)
+                munmap(p, size ? size : 1);
 }
 
 char *tt_strndup(const char *s, size_t len) {
