@@ -4,15 +4,18 @@
  * and a failing file turns into TT_ERR_IO at a later push or at close,
  * never into a lost row reported as success. */
 #include <check.h>
+#include <dirent.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check_main.h"
 #include "tokentally/err.h"
 #include "tokentally/json_out.h"
+#include "tokentally/outdir.h"
 #include "tokentally/rollup_writer.h"
 
 #define NROWS 50000 /* ~16 MB of JSON: ~9 MB of compact rows, many chunks */
@@ -54,7 +57,8 @@ START_TEST(same_bytes_as_direct_encoding) {
         FILE *f = open_memstream(&got, &gotlen);
         ck_assert_ptr_nonnull(f);
         char errstr[128];
-        tt_rollup_writer *w = tt_rollup_writer_new(f, errstr, sizeof(errstr));
+        tt_rollup_writer *w =
+            tt_rollup_writer_new(f, NULL, errstr, sizeof(errstr));
         ck_assert_ptr_nonnull(w);
         tt_buf direct;
         tt_buf_init(&direct, 1u << 30);
@@ -82,7 +86,8 @@ START_TEST(write_error_is_reported) {
         ck_assert_ptr_nonnull(f);
         setvbuf(f, NULL, _IONBF, 0); /* every fwrite reaches the device */
         char errstr[128], key[400];
-        tt_rollup_writer *w = tt_rollup_writer_new(f, errstr, sizeof(errstr));
+        tt_rollup_writer *w =
+            tt_rollup_writer_new(f, NULL, errstr, sizeof(errstr));
         ck_assert_ptr_nonnull(w);
         int err = TT_ERR_OK;
         int i;
@@ -104,7 +109,8 @@ START_TEST(close_without_rows) {
         size_t gotlen = 0;
         FILE *f = open_memstream(&got, &gotlen);
         char errstr[128];
-        tt_rollup_writer *w = tt_rollup_writer_new(f, errstr, sizeof(errstr));
+        tt_rollup_writer *w =
+            tt_rollup_writer_new(f, NULL, errstr, sizeof(errstr));
         ck_assert_ptr_nonnull(w);
         ck_assert_int_eq(tt_rollup_writer_close(w), TT_ERR_OK);
         fclose(f);
@@ -125,7 +131,7 @@ static void through_writer(size_t chunk, size_t budget, int n,
         ck_assert_ptr_nonnull(f);
         char errstr[128];
         tt_rollup_writer *w = tt_rollup_writer_new_sized(
-            f, chunk, budget, errstr, sizeof(errstr));
+            f, NULL, chunk, budget, errstr, sizeof(errstr));
         ck_assert_ptr_nonnull(w);
         tt_buf direct;
         tt_buf_init(&direct, 1u << 30);
@@ -234,7 +240,8 @@ START_TEST(huge_key_is_refused) {
         size_t gotlen = 0;
         FILE *f = open_memstream(&got, &gotlen);
         char errstr[128];
-        tt_rollup_writer *w = tt_rollup_writer_new(f, errstr, sizeof(errstr));
+        tt_rollup_writer *w =
+            tt_rollup_writer_new(f, NULL, errstr, sizeof(errstr));
         ck_assert_ptr_nonnull(w);
         size_t n = 1u << 20;
         char *key = malloc(n);
@@ -253,6 +260,102 @@ START_TEST(huge_key_is_refused) {
 }
 END_TEST
 
+static char *slurp(const char *path, size_t *len) {
+        FILE *f = fopen(path, "rb");
+        ck_assert_ptr_nonnull(f);
+        char *data = NULL;
+        size_t cap = 0;
+        *len = 0;
+        for (;;) {
+                if (*len == cap) {
+                        cap = cap ? cap * 2 : 1u << 20;
+                        data = realloc(data, cap);
+                        ck_assert_ptr_nonnull(data);
+                }
+                size_t got = fread(data + *len, 1, cap - *len, f);
+                if (!got)
+                        break;
+                *len += got;
+        }
+        fclose(f);
+        return data;
+}
+
+/* Through an output folder's file with its early sync
+ * (tt_outdir_writeback), as replay writes: ~16 MB, so the sync thread
+ * starts (TT_WRITEBACK_STEP is 8 MiB) and has synced at least once when
+ * the commit stopped it, and the committed file is byte for byte the
+ * direct encoding. A run closed without its commit while the thread runs
+ * leaves the old file as it was and no temporary. */
+START_TEST(early_sync_through_outdir) {
+        char dir[] = "/tmp/tt-unit-rw-XXXXXX";
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+        char path[256];
+        snprintf(path, sizeof(path), "%s/rollups.jsonl", dir);
+        FILE *old = fopen(path, "wb");
+        ck_assert_ptr_nonnull(old);
+        fputs("old\n", old);
+        fclose(old);
+        static const char *const names[] = {"rollups.jsonl"};
+        for (int commit = 0; commit < 2; commit++) {
+                char errstr[256];
+                tt_outdir *d =
+                    tt_outdir_open(dir, names, 1, errstr, sizeof(errstr));
+                ck_assert_msg(d != NULL, "%s", errstr);
+                tt_writeback *wb = tt_outdir_writeback(d, 0);
+                ck_assert_ptr_nonnull(wb);
+                tt_rollup_writer *w = tt_rollup_writer_new(
+                    tt_outdir_file(d, 0), wb, errstr, sizeof(errstr));
+                ck_assert_ptr_nonnull(w);
+                tt_buf direct;
+                tt_buf_init(&direct, 1u << 30);
+                char key[400];
+                for (int i = 0; i < NROWS; i++) {
+                        tt_rollup r = row(i, key, sizeof(key));
+                        ck_assert_int_eq(tt_json_rollup(&direct, &r),
+                                         TT_ERR_OK);
+                        ck_assert_int_eq(tt_rollup_writer_push(w, &r),
+                                         TT_ERR_OK);
+                }
+                ck_assert_int_eq(tt_rollup_writer_close(w), TT_ERR_OK);
+                ck_assert_uint_gt(direct.len, 2 * TT_WRITEBACK_STEP);
+                size_t len;
+                char *got;
+                if (commit) {
+                        ck_assert_int_eq(
+                            tt_outdir_commit(d, errstr, sizeof(errstr)), 0);
+                        ck_assert_uint_ge(tt_writeback_syncs(wb), 1);
+                        tt_outdir_close(d);
+                        got = slurp(path, &len);
+                        ck_assert_uint_eq(len, direct.len);
+                        ck_assert_int_eq(memcmp(got, direct.data, len), 0);
+                } else {
+                        tt_outdir_close(d); /* stops the thread */
+                        got = slurp(path, &len);
+                        ck_assert_uint_eq(len, 4);
+                        ck_assert_int_eq(memcmp(got, "old\n", 4), 0);
+                }
+                free(got);
+                tt_buf_free(&direct);
+                /* No temporary left either way. */
+                DIR *dh = opendir(dir);
+                ck_assert_ptr_nonnull(dh);
+                int entries = 0;
+                for (struct dirent *de; (de = readdir(dh));)
+                        entries += de->d_name[0] != '.';
+                closedir(dh);
+                ck_assert_int_eq(entries, 1);
+                dh = opendir(dir);
+                for (struct dirent *de; (de = readdir(dh));)
+                        ck_assert_msg(strncmp(de->d_name, ".rollups", 8),
+                                      "temporary left: %s", de->d_name);
+                closedir(dh);
+        }
+        unlink(path);
+        rmdir(dir);
+}
+END_TEST
+
 static Suite *suite(void) {
         Suite *s = suite_create("rollup_writer");
         TCase *tc = tcase_create("core");
@@ -264,6 +367,7 @@ static Suite *suite(void) {
         tcase_add_test(tc, budget_below_two_chunks);
         tcase_add_test(tc, edge_values);
         tcase_add_test(tc, huge_key_is_refused);
+        tcase_add_test(tc, early_sync_through_outdir);
         suite_add_tcase(s, tc);
         return s;
 }

@@ -15,16 +15,20 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "tokentally/outdir.h"
 #include "tokentally/rollup.h"
 
 typedef struct tt_rollup_writer tt_rollup_writer;
 
-/* Writes to f (not closed here). NULL with errstr set on failure. */
-tt_rollup_writer *tt_rollup_writer_new(FILE *f, char *errstr, size_t errsize);
+/* Writes to f (not closed here), reporting what it wrote to wb
+ * (tt_outdir_writeback; NULL: none). NULL with errstr set on failure. */
+tt_rollup_writer *tt_rollup_writer_new(FILE *f, tt_writeback *wb, char *errstr,
+                                       size_t errsize);
 /* The same with chunks handed over at chunk_bytes and at most budget_bytes
  * of them (two chunks at least): the defaults are 256 KiB and 6 MiB. For
  * tests that need many handovers and a full pool. */
-tt_rollup_writer *tt_rollup_writer_new_sized(FILE *f, size_t chunk_bytes,
+tt_rollup_writer *tt_rollup_writer_new_sized(FILE *f, tt_writeback *wb,
+                                             size_t chunk_bytes,
                                              size_t budget_bytes, char *errstr,
                                              size_t errsize);
 /* Queues one row (its strings are copied). Returns the writer thread's

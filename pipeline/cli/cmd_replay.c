@@ -29,7 +29,8 @@ static const char *const out_names[NOUT] = {"rollups.jsonl", "streaks.jsonl",
 typedef struct out_file {
         FILE *f; /* the temporary of tt_outdir */
         tt_buf buf;
-        int io_errno; /* of the first failed write, 0 if none */
+        int io_errno;     /* of the first failed write, 0 if none */
+        tt_writeback *wb; /* the file's early sync */
         const char *path;
 } out_file;
 
@@ -51,6 +52,7 @@ static int out_flush(out_file *o) {
                         o->io_errno = errno ? errno : EIO;
                 return TT_ERR_IO;
         }
+        tt_writeback_wrote(o->wb, o->f, o->buf.len);
         tt_buf_reset(&o->buf);
         return TT_ERR_OK;
 }
@@ -268,9 +270,11 @@ int tt_cmd_replay(int argc, char **argv) {
                 for (int i = 0; i < NOUT; i++) {
                         ro.file[i].f = tt_outdir_file(ro.dir, (size_t)i);
                         ro.file[i].path = tt_outdir_path(ro.dir, (size_t)i);
+                        ro.file[i].wb = tt_outdir_writeback(ro.dir, (size_t)i);
                         tt_buf_init(&ro.file[i].buf, 256u << 20);
                 }
-                ro.rw = tt_rollup_writer_new(ro.file[OUT_ROLLUPS].f, errstr,
+                ro.rw = tt_rollup_writer_new(ro.file[OUT_ROLLUPS].f,
+                                             ro.file[OUT_ROLLUPS].wb, errstr,
                                              sizeof(errstr));
                 if (!ro.rw) {
                         fprintf(stderr, "tokentally replay: %s\n", errstr);

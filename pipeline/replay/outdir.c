@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -17,6 +18,19 @@
 
 #define PATH_BYTES 4096
 
+struct tt_writeback {
+        int fd;
+        long long written; /* the writer's: bytes reported */
+        long long posted;  /* the writer's: written at the last post */
+        bool started;      /* the writer's until stopped: thread running */
+        bool failed;       /* no thread could be started: no early syncs */
+        pthread_t thread;
+        pthread_mutex_t mu;
+        pthread_cond_t cv;
+        bool pending, stopping; /* under mu */
+        unsigned syncs;         /* under mu: early syncs done */
+};
+
 struct tt_outdir {
         const char *dir;
         bool created; /* mkdir made it: removed again if the run fails */
@@ -24,6 +38,7 @@ struct tt_outdir {
         FILE *f[TT_OUTDIR_MAX_FILES];
         char path[TT_OUTDIR_MAX_FILES][PATH_BYTES];
         char tmp[TT_OUTDIR_MAX_FILES][PATH_BYTES]; /* "" once gone */
+        tt_writeback wb[TT_OUTDIR_MAX_FILES];
         struct sigaction old[3];
         bool handled[3];
 };
@@ -75,7 +90,83 @@ static void arm(tt_outdir *d) {
         }
 }
 
+/* ---- early sync -------------------------------------------------------- */
+
+static void *syncer_main(void *arg) {
+        tt_writeback *wb = arg;
+        pthread_mutex_lock(&wb->mu);
+        for (;;) {
+                while (!wb->pending && !wb->stopping)
+                        pthread_cond_wait(&wb->cv, &wb->mu);
+                if (!wb->pending)
+                        break; /* stopping, and nothing asked since */
+                wb->pending = false;
+                pthread_mutex_unlock(&wb->mu);
+                (void)fdatasync(wb->fd); /* the commit's fsync reports */
+                pthread_mutex_lock(&wb->mu);
+                wb->syncs++;
+        }
+        pthread_mutex_unlock(&wb->mu);
+        return NULL;
+}
+
+void tt_writeback_wrote(tt_writeback *wb, FILE *f, size_t n) {
+        if (!wb)
+                return;
+        wb->written += (long long)n;
+        if (wb->failed || wb->written - wb->posted < TT_WRITEBACK_STEP ||
+            fflush(f))
+                return;
+        wb->posted = wb->written;
+        if (!wb->started) {
+                wb->fd = fileno(f);
+                pthread_mutex_init(&wb->mu, NULL);
+                pthread_cond_init(&wb->cv, NULL);
+                wb->pending = true;
+                if (pthread_create(&wb->thread, NULL, syncer_main, wb)) {
+                        pthread_cond_destroy(&wb->cv);
+                        pthread_mutex_destroy(&wb->mu);
+                        wb->failed = true; /* the commit syncs it all */
+                        return;
+                }
+                wb->started = true;
+                return;
+        }
+        pthread_mutex_lock(&wb->mu);
+        wb->pending = true;
+        pthread_cond_signal(&wb->cv);
+        pthread_mutex_unlock(&wb->mu);
+}
+
+/* Before its file is closed (the thread syncs it by descriptor). Waits for
+ * the sync in progress and one asked for since, which the commit's fsync
+ * would otherwise do. */
+static void stop_syncers(tt_outdir *d) {
+        for (size_t i = 0; i < d->n; i++) {
+                tt_writeback *wb = &d->wb[i];
+                if (!wb->started)
+                        continue;
+                pthread_mutex_lock(&wb->mu);
+                wb->stopping = true;
+                pthread_cond_signal(&wb->cv);
+                pthread_mutex_unlock(&wb->mu);
+                pthread_join(wb->thread, NULL);
+                pthread_cond_destroy(&wb->cv);
+                pthread_mutex_destroy(&wb->mu);
+                wb->started = false;
+        }
+}
+
+tt_writeback *tt_outdir_writeback(tt_outdir *d, size_t i) {
+        return i < d->n ? &d->wb[i] : NULL;
+}
+
+unsigned tt_writeback_syncs(const tt_writeback *wb) {
+        return wb->started ? 0 : wb->syncs; /* read once stopped */
+}
+
 static void remove_temps(tt_outdir *d) {
+        stop_syncers(d);
         for (size_t i = 0; i < d->n; i++) {
                 if (d->f[i]) {
                         fclose(d->f[i]);
@@ -175,6 +266,7 @@ const char *tt_outdir_path(const tt_outdir *d, size_t i) {
 }
 
 int tt_outdir_commit(tt_outdir *d, char *errstr, size_t errsize) {
+        stop_syncers(d);
         /* Everything on disk first: a crash after a rename must not leave
          * a renamed file whose data was never written. */
         for (size_t i = 0; i < d->n; i++) {

@@ -21,6 +21,7 @@
 #include "tokentally/err.h"
 #include "tokentally/json_out.h"
 #include "tokentally/mem.h"
+#include "tokentally/outdir.h"
 
 #define CHUNK_DEFAULT (1u << 18) /* rows' bytes handed over at a time */
 /* All chunks together, at most. A 10^5-row week of hc.jsonl is ~5.1 MB of
@@ -74,9 +75,10 @@ struct tt_rollup_writer {
         int *bare, nbare; /* slots with no memory */
         int filling;      /* the chunk being filled, -1 if none */
         bool closing;
-        int err;       /* the writer's first error, sticky */
-        int err_errno; /* errno of a TT_ERR_IO */
-        tt_buf out;    /* the writer's JSON, flushed at OUT_FLUSH */
+        int err;          /* the writer's first error, sticky */
+        int err_errno;    /* errno of a TT_ERR_IO */
+        tt_buf out;       /* the writer's JSON, flushed at OUT_FLUSH */
+        tt_writeback *wb; /* f's early sync, or NULL */
         /* The producer's last context in the filling chunk. */
         bool ctx_set;
         char ctx_week[16];
@@ -136,6 +138,7 @@ static int write_out(tt_rollup_writer *w) {
         if (w->out.len &&
             fwrite(w->out.data, 1, w->out.len, w->f) != w->out.len)
                 return TT_ERR_IO;
+        tt_writeback_wrote(w->wb, w->f, w->out.len);
         tt_buf_reset(&w->out);
         return TT_ERR_OK;
 }
@@ -267,7 +270,8 @@ static void free_slots(tt_rollup_writer *w) {
         tt_free(w->bare);
 }
 
-tt_rollup_writer *tt_rollup_writer_new_sized(FILE *f, size_t chunk_bytes,
+tt_rollup_writer *tt_rollup_writer_new_sized(FILE *f, tt_writeback *wb,
+                                             size_t chunk_bytes,
                                              size_t budget_bytes, char *errstr,
                                              size_t errsize) {
         tt_rollup_writer *w = tt_calloc(1, sizeof(*w));
@@ -276,6 +280,7 @@ tt_rollup_writer *tt_rollup_writer_new_sized(FILE *f, size_t chunk_bytes,
                 return NULL;
         }
         w->f = f;
+        w->wb = wb;
         w->filling = -1;
         w->chunk = chunk_bytes ? chunk_bytes : 1;
         /* One chunk filling and one being written, at least. */
@@ -312,8 +317,9 @@ tt_rollup_writer *tt_rollup_writer_new_sized(FILE *f, size_t chunk_bytes,
         return w;
 }
 
-tt_rollup_writer *tt_rollup_writer_new(FILE *f, char *errstr, size_t errsize) {
-        return tt_rollup_writer_new_sized(f, CHUNK_DEFAULT, BUDGET_DEFAULT,
+tt_rollup_writer *tt_rollup_writer_new(FILE *f, tt_writeback *wb, char *errstr,
+                                       size_t errsize) {
+        return tt_rollup_writer_new_sized(f, wb, CHUNK_DEFAULT, BUDGET_DEFAULT,
                                           errstr, errsize);
 }
 
