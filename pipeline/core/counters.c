@@ -114,7 +114,7 @@ tt_origin tt_event_origin(const tt_origin_map *map, const tt_event *ev) {
 
 static int grow_index(wslot *sl) {
         uint32_t ncap = (sl->mask + 1) * 2;
-        uint64_t *ni = tt_calloc(ncap, sizeof(uint64_t));
+        uint64_t *ni = tt_calloc_touch(ncap, sizeof(uint64_t));
         if (!ni)
                 return TT_ERR_NOMEM;
         for (uint32_t i = 0; i <= sl->mask; i++) {

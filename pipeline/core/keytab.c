@@ -111,7 +111,7 @@ uint32_t tt_keytab_find(const tt_keytab *t, const char *s, size_t len) {
 
 static int rehash(tt_keytab *t) {
         size_t ncap = (t->mask + 1) * 2;
-        uint64_t *ns = tt_calloc(ncap, sizeof(uint64_t));
+        uint64_t *ns = tt_calloc_touch(ncap, sizeof(uint64_t));
         if (!ns)
                 return -1;
         for (size_t i = 0; i <= t->mask; i++) {

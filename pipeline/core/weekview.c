@@ -86,7 +86,7 @@ void tt_weekview_remap_keys(tt_weekview *wv, const uint32_t *map) {
 }
 
 static int rebuild_index(tt_weekview *wv, uint32_t size) {
-        uint32_t *ni = tt_calloc(size, sizeof(uint32_t));
+        uint32_t *ni = tt_calloc_touch(size, sizeof(uint32_t));
         if (!ni)
                 return TT_ERR_NOMEM;
         tt_free(wv->index);

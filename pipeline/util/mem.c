@@ -4,6 +4,7 @@
 #include "tokentally/mem.h"
 
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -30,6 +31,18 @@ void *tt_calloc(size_t n, size_t size) {
         if (should_fail())
                 return NULL;
         return calloc(n ? n : 1, size ? size : 1);
+}
+
+void *tt_calloc_touch(size_t n, size_t size) {
+        if (size && n > SIZE_MAX / size)
+                return NULL;
+        /* explicit_bzero, not memset: GCC turns malloc + memset(0) into
+         * calloc, which skips the writes on fresh pages (seen here: the
+         * faults stayed until this). */
+        void *p = tt_malloc(n * size);
+        if (p)
+                explicit_bzero(p, n * size);
+        return p;
 }
 
 void *tt_realloc(void *ptr, size_t size) {
