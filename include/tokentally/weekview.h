@@ -45,7 +45,8 @@ typedef struct tt_weekview {
         int64_t start_ms;
         tt_row *rows;
         uint32_t n, cap;
-        uint32_t *index;    /* (dim,key) -> row + 1; open addressing */
+        uint32_t *index;    /* (dim,key) -> row + 1; open addressing;
+                               NULL when dropped (tt_weekview_drop_index) */
         uint32_t isize;     /* slots; any size (multiply-shift placement) */
         tt_row_snap *snaps; /* of TOUCHED rows that were EMITTED */
         uint32_t nsnaps, capsnaps;
@@ -104,6 +105,17 @@ void tt_weekview_settle(tt_weekview *wv);
 /* Gives back the slack of a week that was just closed (rows to size, index
  * to about 67% load): closed weeks are the bulk of what is held. */
 void tt_weekview_shrink(tt_weekview *wv);
+/* A closed week older than the newest closed one is looked up only when a
+ * late event revises it: its index (6 bytes a row, 10% of what a 10^5-row
+ * week holds) is dropped then, and rebuilt by the first call that needs
+ * it: tt_weekview_row and what adds rows, tt_weekview_emit, or
+ * tt_weekview_index (which a caller uses before lookups through a const
+ * view). tt_weekview_find on a dropped index searches the rows (from the
+ * end, where a merge puts the ORIGIN and TOTAL rows). */
+void tt_weekview_drop_index(tt_weekview *wv);
+/* Rebuilds a dropped index; 0 or TT_ERR_NOMEM. */
+int tt_weekview_index(tt_weekview *wv);
+
 /* Room for more rows without regrowth (a merge of known size). 0 or
  * TT_ERR_NOMEM. */
 int tt_weekview_reserve(tt_weekview *wv, uint64_t more);

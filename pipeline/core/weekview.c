@@ -62,11 +62,23 @@ static uint32_t *find_slot(const tt_weekview *wv, tt_dim dim, uint32_t key) {
 }
 
 void tt_weekview_prefetch(const tt_weekview *wv, tt_dim dim, uint32_t key) {
-        __builtin_prefetch(&wv->index[home(dim, key, wv->isize)]);
+        if (wv->index)
+                __builtin_prefetch(&wv->index[home(dim, key, wv->isize)]);
+}
+
+/* Without an index: the rows from the end (a merge adds the ORIGIN and
+ * TOTAL rows after the models). */
+static const tt_row *scan(const tt_weekview *wv, tt_dim dim, uint32_t key) {
+        for (uint32_t r = wv->n; r-- > 0;)
+                if (DIM(&wv->rows[r]) == dim && wv->rows[r].key == key)
+                        return &wv->rows[r];
+        return NULL;
 }
 
 const tt_row *tt_weekview_find(const tt_weekview *wv, tt_dim dim,
                                uint32_t key) {
+        if (!wv->index)
+                return scan(wv, dim, key);
         uint32_t r = *find_slot(wv, dim, key);
         return r ? &wv->rows[r - 1] : NULL;
 }
@@ -82,7 +94,8 @@ void tt_weekview_remap_keys(tt_weekview *wv, const uint32_t *map) {
         for (uint32_t r = 0; r < wv->n; r++)
                 if (DIM(&wv->rows[r]) == TT_DIM_MODEL)
                         wv->rows[r].key = map[wv->rows[r].key];
-        reindex(wv);
+        if (wv->index)
+                reindex(wv);
 }
 
 static int rebuild_index(tt_weekview *wv, uint32_t size) {
@@ -94,6 +107,22 @@ static int rebuild_index(tt_weekview *wv, uint32_t size) {
         wv->isize = size;
         reindex(wv);
         return TT_ERR_OK;
+}
+
+/* A closed week's index size: about 67% load. */
+static uint64_t closed_isize(uint32_t n) {
+        return (uint64_t)n * 3 / 2 + 16;
+}
+
+void tt_weekview_drop_index(tt_weekview *wv) {
+        tt_free(wv->index);
+        wv->index = NULL;
+        wv->isize = 0;
+}
+
+int tt_weekview_index(tt_weekview *wv) {
+        return wv->index ? TT_ERR_OK
+                         : rebuild_index(wv, (uint32_t)closed_isize(wv->n));
 }
 
 int tt_weekview_reserve(tt_weekview *wv, uint64_t more) {
@@ -113,6 +142,8 @@ int tt_weekview_reserve(tt_weekview *wv, uint64_t more) {
 }
 
 tt_row *tt_weekview_row(tt_weekview *wv, tt_dim dim, uint32_t key) {
+        if (tt_weekview_index(wv))
+                return NULL;
         uint32_t *sl = find_slot(wv, dim, key);
         if (*sl)
                 return &wv->rows[*sl - 1];
@@ -313,7 +344,7 @@ void tt_weekview_shrink(tt_weekview *wv) {
                         wv->cap = (uint32_t)n;
                 }
         }
-        uint64_t size = (uint64_t)wv->n * 3 / 2 + 16;
+        uint64_t size = closed_isize(wv->n);
         if (size < wv->isize)
                 (void)rebuild_index(wv, (uint32_t)size); /* else as it was */
         tt_free(wv->prov_req);
@@ -498,10 +529,11 @@ static void prev_of(const tt_weekview *pw, tt_dim dim, uint32_t key, bool old,
         *prev = 0;
         if (!pw)
                 return;
-        uint32_t r = *find_slot(pw, dim, key);
-        if (!r)
+        const tt_row *row = tt_weekview_find(pw, dim, key);
+        if (!row)
                 return;
-        const tt_ccell *c = old ? emitted_ccell(pw, r - 1) : &pw->rows[r - 1].c;
+        uint32_t r = (uint32_t)(row - pw->rows);
+        const tt_ccell *c = old ? emitted_ccell(pw, r) : &pw->rows[r].c;
         if (c && c->requests > 0) {
                 *has = true;
                 *prev = tt_ccell_tokens(c);
@@ -558,6 +590,8 @@ int tt_weekview_emit(tt_weekview *wv, const tt_weekview *prev_week,
                      const uint32_t *key_rank, const tt_sink *sink,
                      void *opaque, int64_t now_ms, uint64_t *count) {
         *count = 0;
+        if (tt_weekview_index(wv))
+                return TT_ERR_NOMEM;
         sort_snaps(wv);
         bool revised = mode == TT_EMIT_REVISED;
         /* Old ranks matter only when some row changed since it was
