@@ -519,6 +519,40 @@ START_TEST(rollup_edges) {
 }
 END_TEST
 
+/* tt_json_rollup_in writes the bytes of tt_json_rollup, with the week's
+ * text from its context: rows that share it, rows that change one of its
+ * three fields (a new week, a new emitted_at, week_start alone), and the
+ * worst-case week of rollup_edges (escapes and a 16-byte name, so the
+ * context's head at its longest). */
+START_TEST(rollup_context_same_bytes) {
+        tt_buf direct;
+        tt_buf_init(&direct, 1 << 20);
+        tt_json_rollup_ctx ctx;
+        memset(&ctx, 0, sizeof(ctx));
+        for (int i = 0; i < 40; i++) {
+                tt_rollup r = i % 3 ? rollup_all_set() : rollup_all_null();
+                r.tokens = i * 1000003;
+                r.share_pct = 100.0 / (i + 3);
+                if (i >= 10)
+                        r.emitted_at_ms += 1; /* a new emission */
+                if (i >= 20)
+                        memcpy(r.week, "2026-W15", 9);
+                if (i >= 25 && i < 30)
+                        r.week_start_ms = INT64_MIN + i; /* alone */
+                if (i >= 30 && i % 2)
+                        memcpy(r.week,
+                               "\"2026-W14\\\x01\xff\xce\xbb"
+                               "67",
+                               16); /* no NUL, every byte escaped or kept */
+                ck_assert_int_eq(tt_json_rollup(&direct, &r), TT_ERR_OK);
+                ck_assert_int_eq(tt_json_rollup_in(&buf, &r, &ctx), TT_ERR_OK);
+                ck_assert_uint_eq(buf.len, direct.len);
+                ck_assert_int_eq(memcmp(buf.data, direct.data, buf.len), 0);
+        }
+        tt_buf_free(&direct);
+}
+END_TEST
+
 /* The encoder writes the enum symbols from literals of its own: they must
  * be tt_dim_str's and tt_status_str's for every value, an unknown too. */
 START_TEST(rollup_enums_match_names) {
@@ -759,6 +793,7 @@ static Suite *json_out_suite(void) {
         tcase_add_test(tc, non_finite);
         tcase_add_test(tc, enum_names);
         tcase_add_test(tc, rollup_edges);
+        tcase_add_test(tc, rollup_context_same_bytes);
         tcase_add_test(tc, strings_word_edges);
         tcase_add_test(tc, rollup_enums_match_names);
         tcase_add_test(tc, rollup_fits_exactly);

@@ -7,6 +7,7 @@
 #ifndef TT_JSON_OUT_H
 #define TT_JSON_OUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,21 @@
 #include "tokentally/rollup.h"
 
 int tt_json_rollup(tt_buf *out, const tt_rollup *r);
+/* The text a week's rows share (the week, week_start and emitted_at
+ * fields: two 13-digit integers and a string a row), kept between calls of
+ * tt_json_rollup_in for rows that mostly share it (a closed week's rows).
+ * Zero it before the first call. */
+typedef struct tt_json_rollup_ctx {
+        bool set;
+        char week[16];
+        int64_t week_start_ms, emitted_at_ms;
+        uint8_t headlen, taillen;
+        char head[160]; /* {"week":...,"week_start":...,"dimension": */
+        char tail[48];  /* ,"emitted_at":...}\n */
+} tt_json_rollup_ctx;
+/* tt_json_rollup, the same bytes, with that text from ctx when r has the
+ * same week, week_start and emitted_at as the row before. */
+int tt_json_rollup_in(tt_buf *out, const tt_rollup *r, tt_json_rollup_ctx *ctx);
 int tt_json_streak(tt_buf *out, const tt_streak_change *s);
 /* {"reason","detail","source","offset","payload_base64"} (SPEC §6). A NULL
  * reason, detail or source is written as null; payload may be NULL when

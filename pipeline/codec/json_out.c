@@ -329,7 +329,7 @@ static u128 pow10_u128(int q) {
         return pow10_tab[q];
 }
 
-static int fmt_double_fast(char *tmp, double d) {
+static int fmt_double_fast(char *tmp, double d, bool *point) {
         static const uint64_t p10[18] = {1,
                                          10,
                                          100,
@@ -420,7 +420,8 @@ static int fmt_double_fast(char *tmp, double d) {
                 char *o = tmp;
                 if (d < 0)
                         *o++ = '-';
-                if (xr < -4) { /* d.ddde-05 */
+                *point = xr < 0 || nd > xr + 1; /* a '.' or an 'e' */
+                if (xr < -4) {                  /* d.ddde-05 */
                         *o++ = dig[0];
                         if (nd > 1) {
                                 *o++ = '.';
@@ -457,13 +458,16 @@ static int fmt_double_fast(char *tmp, double d) {
 static char *raw_double(char *o, double d) {
         if (!isfinite(d))
                 return PUT(o, "null");
-        int n = fmt_double_fast(o, d);
-        if (!n)
+        bool point;
+        int n = fmt_double_fast(o, d, &point);
+        if (!n) {
                 n = fmt_double_slow(o, DOUBLE_MAX_LEN - 2, d);
+                point = memchr(o, '.', (size_t)n) ||
+                        memchr(o, 'e', (size_t)n) || memchr(o, 'E', (size_t)n);
+        }
         /* An integral value would read back as a JSON integer; keep it a
          * double for typed readers (Python's json gives float 48.0). */
-        if (!memchr(o, '.', (size_t)n) && !memchr(o, 'e', (size_t)n) &&
-            !memchr(o, 'E', (size_t)n)) {
+        if (!point) {
                 o[n++] = '.';
                 o[n++] = '0';
         }
@@ -533,13 +537,25 @@ static size_t rollup_max(const tt_rollup *r) {
         return fixed + key + origin;
 }
 
-/* One WeeklyRollup line into room of rollup_max(r) bytes. */
-static char *raw_rollup(char *o, const tt_rollup *r) {
+/* A WeeklyRollup line in three parts: the head and the tail are what the
+ * rows of one week and emission share (tt_json_rollup_ctx). */
+#define ROLLUP_HEAD_MAX (40 + 6 * 16 + I64_MAX_LEN)
+#define ROLLUP_TAIL_MAX (20 + I64_MAX_LEN)
+static char *raw_rollup_head(char *o, const tt_rollup *r) {
         o = PUT(o, "{\"week\":");
         o = raw_string(o, r->week, strnlen(r->week, sizeof(r->week)));
         o = PUT(o, ",\"week_start\":");
         o = raw_i64(o, r->week_start_ms);
-        o = PUT(o, ",\"dimension\":");
+        return PUT(o, ",\"dimension\":");
+}
+
+static char *raw_rollup_tail(char *o, const tt_rollup *r) {
+        o = PUT(o, ",\"emitted_at\":");
+        o = raw_i64(o, r->emitted_at_ms);
+        return PUT(o, "}\n");
+}
+
+static char *raw_rollup_mid(char *o, const tt_rollup *r) {
         o = raw_dim(o, r->dimension);
         o = PUT(o, ",\"key\":");
         /* A required string: a NULL ptr (a caller bug) still yields valid
@@ -567,10 +583,14 @@ static char *raw_rollup(char *o, const tt_rollup *r) {
         o = PUT(o, ",\"status\":");
         o = raw_status(o, r->status);
         o = PUT(o, ",\"revision\":");
-        o = raw_i64(o, r->revision);
-        o = PUT(o, ",\"emitted_at\":");
-        o = raw_i64(o, r->emitted_at_ms);
-        return PUT(o, "}\n");
+        return raw_i64(o, r->revision);
+}
+
+/* One WeeklyRollup line into room of rollup_max(r) bytes. */
+static char *raw_rollup(char *o, const tt_rollup *r) {
+        o = raw_rollup_head(o, r);
+        o = raw_rollup_mid(o, r);
+        return raw_rollup_tail(o, r);
 }
 
 static char *enc_rollup(char *o, const void *arg) {
@@ -582,6 +602,40 @@ static char *enc_rollup(char *o, const void *arg) {
  * written without a length check or an error test each. */
 int tt_json_rollup(tt_buf *out, const tt_rollup *r) {
         return put_bounded(out, rollup_max(r), enc_rollup, r);
+}
+
+typedef struct ctx_arg {
+        const tt_rollup *r;
+        const tt_json_rollup_ctx *ctx;
+} ctx_arg;
+
+static char *enc_rollup_ctx(char *o, const void *arg) {
+        const ctx_arg *a = arg;
+        memcpy(o, a->ctx->head, a->ctx->headlen);
+        o = raw_rollup_mid(o + a->ctx->headlen, a->r);
+        memcpy(o, a->ctx->tail, a->ctx->taillen);
+        return o + a->ctx->taillen;
+}
+
+int tt_json_rollup_in(tt_buf *out, const tt_rollup *r,
+                      tt_json_rollup_ctx *ctx) {
+        if (!ctx->set || memcmp(ctx->week, r->week, sizeof(ctx->week)) ||
+            ctx->week_start_ms != r->week_start_ms ||
+            ctx->emitted_at_ms != r->emitted_at_ms) {
+                _Static_assert(ROLLUP_HEAD_MAX <= sizeof(ctx->head) &&
+                                   ROLLUP_TAIL_MAX <= sizeof(ctx->tail),
+                               "rollup context buffers too small");
+                memcpy(ctx->week, r->week, sizeof(ctx->week));
+                ctx->week_start_ms = r->week_start_ms;
+                ctx->emitted_at_ms = r->emitted_at_ms;
+                ctx->headlen =
+                    (uint8_t)(raw_rollup_head(ctx->head, r) - ctx->head);
+                ctx->taillen =
+                    (uint8_t)(raw_rollup_tail(ctx->tail, r) - ctx->tail);
+                ctx->set = true;
+        }
+        ctx_arg a = {r, ctx};
+        return put_bounded(out, rollup_max(r), enc_rollup_ctx, &a);
 }
 
 /* A C string; NULL is written as null. */

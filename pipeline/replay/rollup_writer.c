@@ -75,10 +75,11 @@ struct tt_rollup_writer {
         int *bare, nbare; /* slots with no memory */
         int filling;      /* the chunk being filled, -1 if none */
         bool closing;
-        int err;          /* the writer's first error, sticky */
-        int err_errno;    /* errno of a TT_ERR_IO */
-        tt_buf out;       /* the writer's JSON, flushed at OUT_FLUSH */
-        tt_writeback *wb; /* f's early sync, or NULL */
+        int err;                 /* the writer's first error, sticky */
+        int err_errno;           /* errno of a TT_ERR_IO */
+        tt_buf out;              /* the writer's JSON, flushed at OUT_FLUSH */
+        tt_writeback *wb;        /* f's early sync, or NULL */
+        tt_json_rollup_ctx jctx; /* the text a week's rows share */
         /* The producer's last context in the filling chunk. */
         bool ctx_set;
         char ctx_week[16];
@@ -190,7 +191,7 @@ static int encode_chunk(tt_rollup_writer *w, const struct chunk *c) {
                                ? (tt_str){(const char *)p, (size_t)olen}
                                : (tt_str){NULL, 0};
                 p += olen;
-                int err = tt_json_rollup(&w->out, &r);
+                int err = tt_json_rollup_in(&w->out, &r, &w->jctx);
                 if (!err && w->out.len >= OUT_FLUSH)
                         err = write_out(w);
                 if (err)
