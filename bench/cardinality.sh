@@ -44,12 +44,19 @@ APRIL=$DATA/april-2026-default.jsonl
 [ -f "$APRIL" ] || "$TT" gen --scenario april-2026 --out "$APRIL"
 cat "$HC" "$SMALL" "$APRIL" >/dev/null # inputs in the page cache
 
+# CPU ticks from /proc/stat: "total steal". Steal is time the hypervisor gave
+# this VM's CPUs to others: on a shared VM the same binary's wall and CPU
+# seconds move with it (here by up to 1.5x within an hour).
+cpu_ticks() { awk '/^cpu /{ t = 0; for (i = 2; i <= NF; i++) t += $i; print t, $9; exit }' /proc/stat; }
+
 summary_field() { grep '^replay:' "$1" | tail -1 | sed -E "s/.* ([0-9]+) $2.*/\\1/"; }
 
 # row BINARY LABEL FILE: REPEAT timed replays, one line of figures.
 row() {
         local bin=$1 label=$2 file=$3 i
         : >"$WORK/times"
+        local t0 s0 t1 s1
+        read -r t0 s0 < <(cpu_ticks)
         for ((i = 1; i <= REPEAT; i++)); do
                 rm -rf "$WORK/out"
                 /usr/bin/time -f '%e %U %S %M' -o "$WORK/t" \
@@ -57,6 +64,7 @@ row() {
                         { cat "$WORK/err" >&2; die "replay failed: $bin replay $file"; }
                 cat "$WORK/t" >>"$WORK/times"
         done
+        read -r t1 s1 < <(cpu_ticks)
         local events dead rows
         events=$(summary_field "$WORK/err" events)
         dead=$(summary_field "$WORK/err" dead)
@@ -64,13 +72,13 @@ row() {
         [ "$dead" = 0 ] || [ "${label%%:*}" = baseline ] ||
                 log "MISMATCH: $label: $dead dead letters"
         sort -n "$WORK/times" | awk -v ev="$events" -v rows="$rows" -v n="$REPEAT" \
-                -v label="$label" -v dead="$dead" '
+                -v label="$label" -v dead="$dead" -v steal="$(((s1 - s0) * 1000 / (t1 - t0 + 1)))" '
                 { wall[NR] = $1; cpu[NR] = $2 + $3; if ($4 > rss) rss = $4 }
                 END {
                         m = int((n + 1) / 2)
-                        printf "%-34s %9d %6d %7.2f %11.0f %7.2f %12.0f %11.0f %8.1f  %.2f..%.2f\n",
+                        printf "%-34s %9d %6d %7.2f %11.0f %7.2f %12.0f %11.0f %8.1f %6.1f  %.2f..%.2f\n",
                                 label, ev, dead, wall[m], ev / wall[m], cpu[m], ev / cpu[m],
-                                rows / wall[m], rss / 1024, wall[1], wall[n]
+                                rows / wall[m], rss / 1024, steal / 10, wall[1], wall[n]
                 }'
 }
 
@@ -79,8 +87,8 @@ printf 'tokentally high-cardinality benchmark  %s  %s cores  %s\n' "$(date -u +%
 printf 'binary %s (git %s)  runs per row %s (median by wall)  load average before: %s\n\n' \
         "$TT" "$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo '?')" "$REPEAT" \
         "$(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-34s %9s %6s %7s %11s %7s %12s %11s %8s  %s\n' replay events dead wall_s events/s \
-        cpu_s events/CPU-s rows/s RSS_MiB 'wall min..max'
+printf '%-34s %9s %6s %7s %11s %7s %12s %11s %8s %6s  %s\n' replay events dead wall_s events/s \
+        cpu_s events/CPU-s rows/s RSS_MiB steal% 'wall min..max'
 bins=("$TT")
 [ -n "${BENCH_BASELINE:-}" ] && bins+=("$BENCH_BASELINE")
 for bin in "${bins[@]}"; do
@@ -90,7 +98,8 @@ for bin in "${bins[@]}"; do
         row "$bin" "$tag: april-2026 scenario" "$APRIL"
 done
 printf '(events/s and rows/s per wall second, events/CPU-s per user+sys second, of the\n'
-printf ' median run by wall; RSS = the largest peak resident set of the runs)\n\n'
+printf ' median run by wall; RSS = the largest peak resident set of the runs;\n'
+printf ' steal%% = CPU time the hypervisor took from this VM during the row'"'"'s runs)\n\n'
 
 # ---------------------------------------------------------------- DuckDB ---
 : >"$WORK/duck"
