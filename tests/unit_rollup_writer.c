@@ -51,6 +51,21 @@ static tt_rollup row(int i, char *key, size_t keysize) {
         return r;
 }
 
+/* Pushes NROWS rows to w and encodes them into direct (initialised here)
+ * with tt_json_rollup, the bytes w must write. */
+static void push_rows(tt_rollup_writer *w, tt_buf *direct) {
+        tt_buf_init(direct, 1u << 30);
+        char key[400];
+        for (int i = 0; i < NROWS; i++) {
+                tt_rollup r = row(i, key, sizeof(key));
+                ck_assert_int_eq(tt_json_rollup(direct, &r), TT_ERR_OK);
+                ck_assert_int_eq(tt_rollup_writer_push(w, &r), TT_ERR_OK);
+                /* The writer copied the key: scribbling on it now must not
+                 * show in the output. */
+                memset(key, '#', sizeof(key));
+        }
+}
+
 START_TEST(same_bytes_as_direct_encoding) {
         char *got = NULL, *want = NULL;
         size_t gotlen = 0;
@@ -61,16 +76,7 @@ START_TEST(same_bytes_as_direct_encoding) {
             tt_rollup_writer_new(f, NULL, errstr, sizeof(errstr));
         ck_assert_ptr_nonnull(w);
         tt_buf direct;
-        tt_buf_init(&direct, 1u << 30);
-        char key[400];
-        for (int i = 0; i < NROWS; i++) {
-                tt_rollup r = row(i, key, sizeof(key));
-                ck_assert_int_eq(tt_json_rollup(&direct, &r), TT_ERR_OK);
-                ck_assert_int_eq(tt_rollup_writer_push(w, &r), TT_ERR_OK);
-                /* The writer copied the key: scribbling on it now must not
-                 * show in the output. */
-                memset(key, '#', sizeof(key));
-        }
+        push_rows(w, &direct);
         ck_assert_int_eq(tt_rollup_writer_close(w), TT_ERR_OK);
         ck_assert_int_eq(fclose(f), 0);
         want = (char *)direct.data;
@@ -308,15 +314,7 @@ START_TEST(early_sync_through_outdir) {
                     tt_outdir_file(d, 0), wb, errstr, sizeof(errstr));
                 ck_assert_ptr_nonnull(w);
                 tt_buf direct;
-                tt_buf_init(&direct, 1u << 30);
-                char key[400];
-                for (int i = 0; i < NROWS; i++) {
-                        tt_rollup r = row(i, key, sizeof(key));
-                        ck_assert_int_eq(tt_json_rollup(&direct, &r),
-                                         TT_ERR_OK);
-                        ck_assert_int_eq(tt_rollup_writer_push(w, &r),
-                                         TT_ERR_OK);
-                }
+                push_rows(w, &direct);
                 ck_assert_int_eq(tt_rollup_writer_close(w), TT_ERR_OK);
                 ck_assert_uint_gt(direct.len, 2 * TT_WRITEBACK_STEP);
                 size_t len;
