@@ -50,7 +50,7 @@ struct tt_engine {
         size_t nrules;
 
         tt_shard **shards;
-        tt_keytab *keys; /* model slugs of merged rows, engine-wide */
+        tt_keytab *keys;    /* model slugs of merged rows, engine-wide */
         tt_keyorder *order; /* the slugs' byte order, for rank ties */
 
         partition *parts; /* conf.max_partitions, never moves */
