@@ -16,6 +16,16 @@
 
 #include "tokentally/keytab.h"
 
+/* Bytes [from, from + 8) of s as a big-endian word, zero past its end:
+ * integer order of such words is byte order of the strings (a shorter one,
+ * zero padded, first). */
+static inline uint64_t tt_str_word(tt_str s, size_t from) {
+        uint64_t w = 0;
+        for (size_t i = from; i < from + 8; i++)
+                w = w << 8 | (i < s.len ? (uint8_t)s.ptr[i] : 0);
+        return w;
+}
+
 typedef struct tt_keyorder tt_keyorder;
 
 tt_keyorder *tt_keyorder_new(void);

@@ -160,10 +160,10 @@ tt_weekview *tt_engine_view_get_(tt_engine *e, int32_t w) {
 }
 
 /* The view of the week before wv, if that week is known and had events. */
-static const tt_weekview *view_prev(const tt_engine *e, const tt_weekview *wv) {
+static tt_weekview *view_prev(const tt_engine *e, const tt_weekview *wv) {
         if (wv->week == INT32_MIN)
                 return NULL; /* no week before; decoders refuse such weeks */
-        const tt_weekview *p = tt_engine_view_find_(e, wv->week - 1);
+        tt_weekview *p = tt_engine_view_find_(e, wv->week - 1);
         return p && tt_weekview_has_events(p) ? p : NULL;
 }
 
@@ -382,9 +382,7 @@ static int derive_emit(tt_engine *e, tt_weekview *wv, tt_emit_mode mode) {
                 return TT_ERR_OK;
         /* prev_tokens are looked up in the week before, whose index a
          * later close may have dropped (tt_weekview_drop_index). */
-        tt_weekview *pv = wv->week == INT32_MIN
-                              ? NULL
-                              : tt_engine_view_find_(e, wv->week - 1);
+        tt_weekview *pv = view_prev(e, wv);
         int err = pv ? tt_weekview_index(pv) : TT_ERR_OK;
         if (err)
                 return err;
@@ -392,8 +390,8 @@ static int derive_emit(tt_engine *e, tt_weekview *wv, tt_emit_mode mode) {
         /* Without ranks (out of memory) the sort reads the slugs: slower,
          * same order. */
         const uint32_t *rank = tt_keyorder_ranks(e->order, e->keys);
-        err = tt_weekview_emit(wv, view_prev(e, wv), mode, e->keys, rank,
-                               e->sink, e->opaque, e->now, &n);
+        err = tt_weekview_emit(wv, pv, mode, e->keys, rank, e->sink, e->opaque,
+                               e->now, &n);
         stats_rows(e, mode, n);
         if (wv->top_revision > e->st.max_revision)
                 e->st.max_revision = wv->top_revision;

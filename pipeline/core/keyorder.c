@@ -45,13 +45,6 @@ void tt_keyorder_reset(tt_keyorder *o) {
         o->n = 0;
 }
 
-static uint64_t word_of(tt_str s, size_t from) {
-        uint64_t w = 0;
-        for (size_t i = from; i < from + 8; i++)
-                w = w << 8 | (i < s.len ? (uint8_t)s.ptr[i] : 0);
-        return w;
-}
-
 static int cmp_new(const void *a, const void *b, void *arg) {
         const item *x = a, *y = b;
         for (int i = 0; i < WORDS; i++)
@@ -162,7 +155,7 @@ const uint32_t *tt_keyorder_ranks(tt_keyorder *o, const tt_keytab *t) {
                 uint32_t id = o->n + i;
                 tt_str s = tt_keytab_str(t, id);
                 for (int w = 0; w < WORDS; w++)
-                        nw[i].w[w] = word_of(s, 8 * (size_t)w);
+                        nw[i].w[w] = tt_str_word(s, 8 * (size_t)w);
                 nw[i].id = id;
                 nw[i].len = (uint32_t)s.len;
         }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tokentally/err.h"
+#include "tokentally/keyorder.h"
 #include "tokentally/mem.h"
 #include "tokentally/origin_map.h"
 #include "tokentally/week.h"
@@ -397,13 +398,6 @@ typedef struct sort_ctx {
         const uint32_t *key_rank;
 } sort_ctx;
 
-static uint64_t prefix_of(tt_str k) {
-        uint64_t p = 0;
-        for (size_t i = 0; i < 8; i++)
-                p = p << 8 | (i < k.len ? (uint8_t)k.ptr[i] : 0);
-        return p;
-}
-
 /* Rank order: dimension, tokens desc, key asc (SPEC §4). */
 static int cmp_items(const void *a, const void *b, void *arg) {
         const sort_item *x = a, *y = b;
@@ -506,7 +500,7 @@ static sort_item item_of(const tt_weekview *wv, uint32_t r, int64_t tokens,
         tt_dim dim = (tt_dim)DIM(row);
         uint64_t lex = key_rank && dim == TT_DIM_MODEL
                            ? key_rank[row->key]
-                           : prefix_of(key_of(dim, row->key, keys));
+                           : tt_str_word(key_of(dim, row->key, keys), 0);
         return (sort_item){tokens, lex, r, dim};
 }
 
